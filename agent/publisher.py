@@ -1,0 +1,131 @@
+"""Moves results from the outbox to the broker, the only module that talks MQTT.
+
+Results leave the outbox only after the broker's PUBACK (QoS 1), so a crash or a broker
+outage at any moment loses nothing; the collector deduplicates the redeliveries on msg_id.
+The agent's online/offline status is retained, with "offline" as the last will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+
+import aiomqtt
+
+from agent.config import AgentConfig, MqttConfig
+from agent.outbox import Outbox
+from checks import topics
+from checks.wire import MAX_PAYLOAD_BYTES, encode_batch, encode_status
+from fieldmon import __version__
+
+log = logging.getLogger(__name__)
+
+
+def tls_context(mqtt: MqttConfig) -> ssl.SSLContext | None:
+    if mqtt.tls is None:
+        return None
+    ctx = ssl.create_default_context(cafile=str(mqtt.tls.ca_file) if mqtt.tls.ca_file else None)
+    if mqtt.tls.cert_file:
+        ctx.load_cert_chain(
+            str(mqtt.tls.cert_file), str(mqtt.tls.key_file) if mqtt.tls.key_file else None
+        )
+    if mqtt.tls.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Publisher:
+    def __init__(self, cfg: AgentConfig, outbox: Outbox) -> None:
+        self._cfg = cfg
+        self._outbox = outbox
+        self._wakeup = asyncio.Event()
+        self.connected = False
+        self._status_topic = topics.topic(cfg.site, cfg.agent, "status")
+        self._results_topic = topics.topic(cfg.site, cfg.agent, "results")
+
+    def notify(self) -> None:
+        """New results are in the outbox."""
+        self._wakeup.set()
+
+    def _client(self) -> aiomqtt.Client:
+        m = self._cfg.mqtt
+        return aiomqtt.Client(
+            m.host,
+            m.port,
+            identifier=f"fieldmon-agent-{self._cfg.site}-{self._cfg.agent}",
+            username=m.username,
+            password=m.password.get_secret_value() if m.password else None,
+            keepalive=m.keepalive,
+            timeout=30,
+            tls_context=tls_context(m),
+            will=aiomqtt.Will(
+                self._status_topic,
+                encode_status(self._cfg.site, self._cfg.agent, "offline", __version__),
+                qos=1,
+                retain=True,
+            ),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        m = self._cfg.mqtt
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                async with self._client() as client:
+                    await client.publish(
+                        self._status_topic,
+                        encode_status(self._cfg.site, self._cfg.agent, "online", __version__),
+                        qos=1,
+                        retain=True,
+                    )
+                    self.connected = True
+                    log.info("connected to broker %s:%d; %d results waiting in the outbox",
+                             m.host, m.port, self._outbox.pending())
+                    backoff = 1.0
+                    await self._drain(client, stop)
+                    await client.publish(
+                        self._status_topic,
+                        encode_status(self._cfg.site, self._cfg.agent, "offline", __version__),
+                        qos=1,
+                        retain=True,
+                    )
+                    return
+            except aiomqtt.MqttError as exc:
+                was = self.connected
+                self.connected = False
+                delay = min(backoff, m.max_backoff) * random.uniform(0.8, 1.2)
+                log.warning(
+                    "%s broker %s:%d: %s; %d results kept in the outbox, retrying in %.1fs",
+                    "lost" if was else "cannot reach", m.host, m.port, exc,
+                    self._outbox.pending(), delay,
+                )
+                backoff = min(backoff * 2, m.max_backoff)
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    pass
+
+    async def _drain(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        size = self._cfg.outbox.batch_size
+        while True:
+            batch = self._outbox.peek(size)
+            if not batch:
+                if stop.is_set():
+                    return
+                self._wakeup.clear()
+                stopper = asyncio.create_task(stop.wait())
+                waker = asyncio.create_task(self._wakeup.wait())
+                await asyncio.wait({stopper, waker}, timeout=5,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                waker.cancel()
+                continue
+            payload = encode_batch(self._cfg.site, self._cfg.agent, [r for _, r in batch])
+            while len(payload) > MAX_PAYLOAD_BYTES and len(batch) > 1:
+                batch = batch[: len(batch) // 2]
+                payload = encode_batch(self._cfg.site, self._cfg.agent, [r for _, r in batch])
+            await client.publish(self._results_topic, payload, qos=1)
+            self._outbox.ack(batch[-1][0])

@@ -1,0 +1,112 @@
+"""``fieldmon agent run`` and ``fieldmon agent check``: wire config, probes, outbox, publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from agent.config import AgentConfig, TargetConfig
+from agent.outbox import Outbox
+from agent.probes.base import Probe
+from agent.scheduler import collect_once, run_target
+from checks.catalogue import DeviceClass, load_catalogue
+from checks.result import Result
+from checks.wire import result_to_wire
+
+log = logging.getLogger(__name__)
+
+SEEN_UP_KEY = "snmp.seen_up"
+
+
+class Probes:
+    """Creates each kind of probe on first use, so SNMP libraries load only when needed."""
+
+    def __init__(self, cfg: AgentConfig, outbox: Outbox | None) -> None:
+        self._cfg = cfg
+        self._outbox = outbox
+        self._probes: dict[str, Probe] = {}
+        self.seen_up: dict[str, set[str]] = {}
+        if outbox is not None:
+            stored = outbox.get_state(SEEN_UP_KEY) or {}
+            self.seen_up = {k: set(v) for k, v in stored.items()}
+
+    def for_target(self, target: TargetConfig) -> Probe:
+        if target.probe not in self._probes:
+            if target.probe == "local":
+                from agent.probes.local import LocalProbe
+
+                self._probes["local"] = LocalProbe(self._cfg.ntp_server)
+            else:
+                from agent.probes.snmp import SnmpProbe
+
+                self._probes["snmp"] = SnmpProbe(self.seen_up)
+        return self._probes[target.probe]
+
+    def save_state(self) -> None:
+        if self._outbox is not None and self.seen_up:
+            self._outbox.set_state(SEEN_UP_KEY, {k: sorted(v) for k, v in self.seen_up.items()})
+
+    async def close(self) -> None:
+        for probe in self._probes.values():
+            await probe.close()
+
+
+def _classes(cfg: AgentConfig) -> dict[str, DeviceClass]:
+    return load_catalogue(cfg.catalogue_dirs)
+
+
+async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
+    from agent.publisher import Publisher
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    classes = _classes(cfg)
+    outbox = Outbox(cfg.state_dir / "outbox.sqlite", cfg.outbox.max_results)
+    probes = Probes(cfg, outbox)
+    publisher = Publisher(cfg, outbox)
+
+    def sink(results: Sequence[Result]) -> None:
+        outbox.put([result_to_wire(r) for r in results])
+        probes.save_state()
+        publisher.notify()
+
+    log.info("agent %s/%s starting: %d targets, outbox %s (%d pending)", cfg.site, cfg.agent,
+             len(cfg.targets), outbox.path, outbox.pending())
+    tasks = [
+        asyncio.create_task(
+            run_target(cfg, t, classes[t.device_class], probes.for_target(t), sink, stop),
+            name=f"target:{t.name}",
+        )
+        for t in cfg.targets
+    ]
+    tasks.append(asyncio.create_task(publisher.run(stop), name="publisher"))
+    try:
+        await stop.wait()
+        await asyncio.wait(tasks, timeout=10)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await probes.close()
+        outbox.close()
+        log.info("agent stopped")
+
+
+async def check_all(cfg: AgentConfig) -> list[Result]:
+    """Every enabled check of every target, once, concurrently (``fieldmon agent check``)."""
+    classes = _classes(cfg)
+    probes = Probes(cfg, None)
+
+    async def one(target: TargetConfig) -> list[Result]:
+        dc = classes[target.device_class]
+        checks = {i.id for i in dc.items if i.id not in target.disabled}
+        return await collect_once(probes.for_target(target), target, dc, checks)
+
+    try:
+        per_target = await asyncio.gather(*(one(t) for t in cfg.targets))
+    finally:
+        await probes.close()
+    return [r for rs in per_target for r in rs]

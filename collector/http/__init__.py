@@ -1,0 +1,1 @@
+"""The collector's HTTP side: health, Prometheus metrics, the incident API."""

@@ -1,0 +1,1 @@
+"""Incidents: the contract's fault tracking, as a pure state machine plus its storage."""

@@ -1,0 +1,88 @@
+"""From an MQTT message to stored state: topic check, validation, deduplication, incidents.
+
+Never raises for a bad payload: it is rejected, counted by reason and logged (rate-limited,
+so a misbehaving agent cannot flood the log), and the collector goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from checks.catalogue import DeviceClass
+from checks.topics import parse_topic
+from checks.wire import Rejected, RejectReason, decode_batch, decode_status
+from collector.incidents.engine import Policy
+from collector.metrics import IngestCounters
+from collector.store.db import IngestStats, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+
+
+class Ingestor:
+    def __init__(
+        self,
+        store: Store,
+        classes: Mapping[str, DeviceClass],
+        policy: Policy,
+        counters: IngestCounters,
+    ) -> None:
+        self.store = store
+        self.classes = classes
+        self.policy = policy
+        self.counters = counters
+        self._last_logged: dict[tuple[str, str], float] = {}
+
+    def handle(self, msg: Message, now: datetime | None = None) -> IngestStats | None:
+        """Process one message; returns None when it was rejected."""
+        now = now or datetime.now(UTC)
+        try:
+            parts = parse_topic(msg.topic)
+        except ValueError as exc:
+            self._reject(msg.topic, Rejected(RejectReason.TOPIC, str(exc)))
+            return None
+        try:
+            if parts.kind == "status":
+                status = decode_status(msg.payload, parts)
+                stats = self.store.set_agent_state(
+                    parts.site, parts.agent, status.state, status.at, status.version,
+                    self.policy, now,
+                )
+            elif parts.kind == "results":
+                results = decode_batch(msg.payload, parts)
+                stats = self.store.ingest(
+                    parts.site, parts.agent, results, self.classes, self.policy, now
+                )
+                self.counters.results.inc(stats.accepted)
+                self.counters.duplicates.inc(stats.duplicates)
+            else:
+                return IngestStats()
+        except Rejected as rej:
+            self._reject(msg.topic, rej)
+            return None
+        for number in stats.opened:
+            log.info("incident %s opened (%s)", number, msg.topic)
+        for number in stats.resolved:
+            log.info("incident %s resolved", number)
+        return stats
+
+    def _reject(self, topic: str, rej: Rejected) -> None:
+        self.counters.rejected.labels(reason=rej.reason.value).inc()
+        key = (rej.reason.value, topic)
+        mono = time.monotonic()
+        if mono - self._last_logged.get(key, -1e9) >= 60:
+            self._last_logged[key] = mono
+            log.warning("rejected message on %r: %s: %s (further rejects of this kind on this "
+                        "topic are counted, logged again after 60s)", topic[:200],
+                        rej.reason.value, rej.detail[:300])
+        if len(self._last_logged) > 10_000:
+            self._last_logged.clear()

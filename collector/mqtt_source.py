@@ -1,0 +1,159 @@
+"""Receives agents' messages from the broker and acknowledges each only once it is stored.
+
+aiomqtt acknowledges QoS 1 messages as soon as they are queued, which would lose results a
+crash catches in memory. So the underlying paho client is switched to manual
+acknowledgement (paho's documented ``manual_ack_set``/``ack``; aiomqtt 2.5 exposes no
+wrapper for it): the PUBACK goes out after the database transaction commits. With a
+persistent session the broker keeps everything unacknowledged for the next connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import aiomqtt
+
+from agent.config import MqttConfig as AgentMqtt
+from agent.publisher import tls_context
+from checks import topics
+from collector.config import MqttConfig
+from collector.ingest import Ingestor, Message
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+
+
+@dataclass
+class SourceState:
+    connected: bool = False
+
+
+def _client(cfg: MqttConfig) -> aiomqtt.Client:
+    tls = tls_context(AgentMqtt(tls=cfg.tls)) if cfg.tls else None
+    client = aiomqtt.Client(
+        cfg.host,
+        cfg.port,
+        identifier=cfg.client_id,
+        username=cfg.username,
+        password=cfg.password.get_secret_value() if cfg.password else None,
+        clean_session=False,
+        timeout=30,
+        tls_context=tls,
+    )
+    client._client.manual_ack_set(True)
+    return client
+
+
+async def consume(
+    cfg: MqttConfig,
+    ingestor: Ingestor,
+    executor: ThreadPoolExecutor,
+    stop: asyncio.Event,
+    state: SourceState,
+) -> None:
+    backoff = 1.0
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            client = _client(cfg)
+            async with client:
+                await client.subscribe(
+                    [
+                        (topics.subscription("results", shared=cfg.shared), 1),
+                        (topics.subscription("inspection", shared=cfg.shared), 1),
+                        # Status is retained and idempotent: every collector reads all of it.
+                        (topics.subscription("status", shared=False), 1),
+                    ]
+                )
+                state.connected = True
+                backoff = 1.0
+                log.info("subscribed at broker %s:%d as %s", cfg.host, cfg.port, cfg.client_id)
+                await _pump(client, ingestor, executor, loop, stop)
+                return
+        except aiomqtt.MqttError as exc:
+            state.connected = False
+            delay = min(backoff, cfg.max_backoff) * random.uniform(0.8, 1.2)
+            log.warning("broker %s:%d: %s; reconnecting in %.1fs", cfg.host, cfg.port, exc, delay)
+            backoff = min(backoff * 2, cfg.max_backoff)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+    state.connected = False
+
+
+async def _pump(
+    client: aiomqtt.Client,
+    ingestor: Ingestor,
+    executor: ThreadPoolExecutor,
+    loop: asyncio.AbstractEventLoop,
+    stop: asyncio.Event,
+) -> None:
+    inbox: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+
+    async def read() -> None:
+        async for message in client.messages:
+            inbox.put_nowait(message)
+
+    reader = asyncio.create_task(read())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        while True:
+            getter = asyncio.create_task(inbox.get())
+            done, _ = await asyncio.wait(
+                {getter, reader, stopper}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter not in done:
+                getter.cancel()
+                if reader in done:
+                    reader.result()  # re-raise the connection error
+                return
+            batch = [getter.result()]
+            while len(batch) < MAX_BATCH and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            msgs = [Message(str(m.topic), _payload_bytes(m.payload)) for m in batch]
+            await _store_with_retry(ingestor, executor, loop, msgs, stop)
+            for m in batch:
+                if m.qos > 0:
+                    client._client.ack(m.mid, m.qos)
+    finally:
+        reader.cancel()
+        stopper.cancel()
+
+
+async def _store_with_retry(
+    ingestor: Ingestor,
+    executor: ThreadPoolExecutor,
+    loop: asyncio.AbstractEventLoop,
+    msgs: list[Message],
+    stop: asyncio.Event,
+) -> None:
+    """Store a batch; on a database error keep retrying (unacknowledged) until it works."""
+    delay = 1.0
+    while True:
+        try:
+            await loop.run_in_executor(executor, _handle_all, ingestor, msgs)
+            return
+        except Exception:
+            log.exception("storing %d messages failed; retrying in %.0fs (not acknowledged)",
+                          len(msgs), delay)
+            if stop.is_set():
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+
+
+def _handle_all(ingestor: Ingestor, msgs: list[Message]) -> None:
+    for m in msgs:
+        ingestor.handle(m)
+
+
+def _payload_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()

@@ -1,0 +1,1 @@
+"""Reports: build the data from the store, then render it (HTML, JSON; PDF/XLSX later)."""

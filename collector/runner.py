@@ -1,0 +1,80 @@
+"""``fieldmon collector run``: MQTT ingest and the HTTP server in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import uvicorn
+
+from checks.catalogue import load_catalogue
+from collector.config import CollectorConfig
+from collector.http.app import create_app
+from collector.ingest import Ingestor
+from collector.metrics import build_registry
+from collector.mqtt_source import SourceState, consume
+from collector.store.db import Store
+
+log = logging.getLogger(__name__)
+
+#: How long msg_ids are remembered for deduplication: longer than any agent outbox replay.
+DEDUP_HORIZON = timedelta(days=14)
+
+
+async def _housekeeping(store: Store, executor: ThreadPoolExecutor, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        n = await loop.run_in_executor(executor, store.prune_received, DEDUP_HORIZON,
+                                       datetime.now(UTC))
+        if n:
+            log.info("forgot %d msg_ids older than %s", n, DEDUP_HORIZON)
+        try:
+            await asyncio.wait_for(stop.wait(), 3600)
+        except TimeoutError:
+            pass
+
+
+async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    classes = load_catalogue(cfg.catalogue_dirs)
+    store = Store(cfg.database.url, cfg.tz)
+    registry, counters = build_registry(store)
+    ingestor = Ingestor(store, classes, cfg.incidents.policy(), counters)
+    state = SourceState()
+    # One writer thread: SQLite allows one writer anyway, and it keeps batches in order.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    app = create_app(store, registry, lambda: state.connected)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=cfg.http.listen, port=cfg.http.port, log_level="warning",
+                       access_log=False, lifespan="off")
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    tasks = [
+        asyncio.create_task(consume(cfg.mqtt, ingestor, executor, stop, state), name="mqtt"),
+        asyncio.create_task(server.serve(), name="http"),
+        asyncio.create_task(_housekeeping(store, executor, stop), name="housekeeping"),
+    ]
+    log.info("collector starting: database %s, HTTP on http://%s:%d/", cfg.database.url,
+             cfg.http.listen, cfg.http.port)
+    try:
+        done, _ = await asyncio.wait(
+            [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        for t in done:
+            if t in tasks and t.exception():
+                raise t.exception()  # type: ignore[misc]
+    finally:
+        stop.set()
+        server.should_exit = True
+        await asyncio.wait(tasks, timeout=10)
+        for t in tasks:
+            t.cancel()
+        executor.shutdown(wait=True)
+        store.close()
+        log.info("collector stopped")

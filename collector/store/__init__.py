@@ -1,0 +1,1 @@
+"""Storage: one schema and one interface, SQLite (embedded default) or PostgreSQL behind it."""

@@ -1,0 +1,5 @@
+import sys
+
+from fieldmon.cli import main
+
+sys.exit(main())

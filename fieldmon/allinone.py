@@ -1,0 +1,177 @@
+"""``fieldmon run``: the whole product on one machine with embedded defaults.
+
+Starts a private Mosquitto on a free loopback port (unless a broker is given), a collector
+with SQLite, and an agent watching this host, each as its own process exactly as they run in
+production, and stops them together.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+from fieldmon.configfile import ConfigError
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_conf(port: int, data_dir: Path) -> str:
+    """A loopback-only broker that keeps queued QoS 1 messages for offline collectors."""
+    return "\n".join([
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        "persistence true",
+        f"persistence_location {data_dir}/",
+        # The default of 1000 silently drops results for a slow or stopped collector.
+        "max_queued_messages 1000000",
+        "max_inflight_messages 100",
+        "log_dest stderr",
+        "log_type error",
+        "log_type warning",
+        "",
+    ])
+
+
+def give_to_broker_user(folder: Path) -> None:
+    """Mosquitto started as root drops to the ``mosquitto`` user: let it write its state."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pw = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    os.chown(folder, pw.pw_uid, pw.pw_gid)
+
+
+def wait_port(port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def wait_healthy(http_port: int, deadline: float) -> bool:
+    url = f"http://127.0.0.1:{http_port}/healthz"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> int:
+    state_dir = state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    if broker:
+        host, _, port_text = broker.rpartition(":")
+        if not host or not port_text.isdigit():
+            raise ConfigError(f"--broker {broker!r}: expected host:port")
+        port = int(port_text)
+    else:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise ConfigError("mosquitto is not installed; install it or pass --broker host:port")
+        host, port = "127.0.0.1", free_port()
+        data = state_dir / "mosquitto"
+        data.mkdir(exist_ok=True)
+        give_to_broker_user(data)
+        conf = state_dir / "mosquitto.conf"
+        conf.write_text(mosquitto_conf(port, data))
+        procs.append(("broker", subprocess.Popen([exe, "-c", str(conf)])))
+        if not wait_port(port, time.monotonic() + 10):
+            _stop(procs)
+            print("fieldmon: the broker did not start", file=sys.stderr)
+            return 1
+    coll = state_dir / "collector.toml"
+    coll.write_text(
+        "# Written by `fieldmon run` (embedded defaults); edit and run the collector yourself\n"
+        f"[mqtt]\nhost = {_toml_str(host)}\nport = {port}\n"
+        f"[database]\nurl = {_toml_str('sqlite:///' + str(state_dir / 'collector.db'))}\n"
+        f"[http]\nlisten = \"127.0.0.1\"\nport = {http_port}\n"
+        f"[[sites]]\nname = {_toml_str(site)}\ntitle = \"{socket.gethostname()}\"\n"
+    )
+    agent = state_dir / "agent.toml"
+    hostname = socket.gethostname().split(".")[0] or "localhost"
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in hostname)[:64]
+    agent.write_text(
+        "# Written by `fieldmon run` (embedded defaults)\n"
+        f"site = {_toml_str(site)}\nagent = {_toml_str(safe)}\n"
+        f"state_dir = {_toml_str(str(state_dir / 'agent'))}\n"
+        f"[mqtt]\nhost = {_toml_str(host)}\nport = {port}\n"
+        f"[[targets]]\nname = {_toml_str(safe)}\nclass = \"linux-server\"\nprobe = \"local\"\n"
+    )
+    me = [sys.executable, "-m", "fieldmon"]
+    procs.append(("collector", subprocess.Popen([*me, "collector", "run", "--config", str(coll)])))
+    # The collector subscribes first: its persistent session then holds every result the
+    # agent publishes, even the very first ones.
+    if not wait_healthy(http_port, time.monotonic() + 30):
+        _stop(procs)
+        print("fieldmon: the collector did not become healthy", file=sys.stderr)
+        return 1
+    procs.append(("agent", subprocess.Popen([*me, "agent", "run", "--config", str(agent)])))
+    print(
+        f"\nfieldmon is running (site {site!r}, state in {state_dir}):\n"
+        f"  broker      mqtt://{host}:{port}\n"
+        f"  health      http://127.0.0.1:{http_port}/healthz\n"
+        f"  metrics     http://127.0.0.1:{http_port}/metrics\n"
+        f"  incidents   http://127.0.0.1:{http_port}/api/incidents   or\n"
+        f"              fieldmon incidents list --config {coll}\n"
+        f"  report      fieldmon report monthly --config {coll} --site {site} "
+        f"--month {time.strftime('%Y-%m')} --lang zh-CN --out {state_dir / 'reports'}\n"
+        "Press Ctrl-C to stop.\n",
+        flush=True,
+    )
+    stopping = False
+
+    def _term(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGINT, _term)
+    rc = 0
+    while not stopping:
+        for name, p in procs:
+            if p.poll() is not None:
+                print(f"fieldmon: {name} exited with {p.returncode}; stopping", file=sys.stderr)
+                stopping, rc = True, 1
+        time.sleep(0.5)
+    _stop(procs)
+    return rc
+
+
+def _stop(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    # Agent and collector first, so the agent can say "offline" while the broker is up.
+    for _, p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()

@@ -1,0 +1,244 @@
+"""``fieldmon`` command line: parse arguments, load configuration, call one function.
+
+Exit codes: 0 success; 1 a runtime failure (or, for ``agent check``, something is CRIT);
+2 bad configuration or usage, reported before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fieldmon import __version__
+from fieldmon.configfile import ConfigError
+
+DEFAULT_COLLECTOR_CONFIG = Path("/etc/fieldmon/collector.toml")
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("mqtt").setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fieldmon", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"fieldmon {__version__}")
+    sub = p.add_subparsers(dest="area", required=True)
+
+    run = sub.add_parser("run", help="all-in-one: broker, collector and an agent on this host")
+    run.add_argument("--state-dir", type=Path, default=Path("var"),
+                     help="where configs, database and outbox go (default ./var)")
+    run.add_argument("--broker", help="host:port of an existing MQTT broker (default: start one)")
+    run.add_argument("--http-port", type=int, default=8470)
+    run.add_argument("--site", default="local")
+
+    agent = sub.add_parser("agent", help="the agent").add_subparsers(dest="cmd", required=True)
+    a_run = agent.add_parser("run", help="check on schedule and publish")
+    a_run.add_argument("--config", type=Path, required=True)
+    a_chk = agent.add_parser("check", help="run every check once and print the results")
+    a_chk.add_argument("--config", type=Path, required=True)
+    a_chk.add_argument("--json", action="store_true")
+
+    coll = sub.add_parser("collector", help="the collector").add_subparsers(dest="cmd",
+                                                                            required=True)
+    c_run = coll.add_parser("run", help="ingest, incidents, HTTP")
+    c_run.add_argument("--config", type=Path, required=True)
+
+    inc = sub.add_parser("incidents", help="incidents").add_subparsers(dest="cmd", required=True)
+    i_list = inc.add_parser("list")
+    i_list.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
+    i_list.add_argument("--site")
+    i_list.add_argument("--state", choices=["open", "resolved"])
+    i_list.add_argument("--json", action="store_true")
+    i_show = inc.add_parser("show")
+    i_show.add_argument("number")
+    i_show.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
+    i_show.add_argument("--json", action="store_true")
+
+    rep = sub.add_parser("report", help="reports").add_subparsers(dest="cmd", required=True)
+    r_mon = rep.add_parser("monthly", help="monthly inspection report")
+    r_mon.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
+    r_mon.add_argument("--site", required=True)
+    r_mon.add_argument("--month", required=True, help="YYYY-MM")
+    r_mon.add_argument("--lang", default="zh-CN", choices=["zh-CN", "en"])
+    r_mon.add_argument("--format", default="html,json", help="comma-separated: html,json")
+    r_mon.add_argument("--out", type=Path, default=Path("."))
+
+    chk = sub.add_parser("checklist", help="inspection checklists").add_subparsers(
+        dest="cmd", required=True)
+    k_show = chk.add_parser("show", help="print a device class's checklist")
+    k_show.add_argument("--class", dest="device_class", required=True)
+    k_show.add_argument("--lang", default="zh-CN", choices=["zh-CN", "en"])
+    k_show.add_argument("--dir", type=Path, action="append", default=[],
+                        help="extra checklist folder")
+    k_val = chk.add_parser("validate", help="validate checklist TOML files")
+    k_val.add_argument("files", type=Path, nargs="+")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"fieldmon: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    area, cmd = args.area, getattr(args, "cmd", None)
+    if area == "run":
+        from fieldmon.allinone import run_all
+
+        return run_all(args.state_dir, args.broker, args.http_port, args.site)
+    if area == "agent":
+        return _agent(cmd, args)
+    if area == "collector":
+        from collector.config import load_collector_config
+        from collector.runner import run_collector
+
+        cfg = load_collector_config(args.config)
+        _logging(cfg.log_level)
+        asyncio.run(run_collector(cfg))
+        return 0
+    if area == "incidents":
+        return _incidents(cmd, args)
+    if area == "report":
+        return _report(args)
+    return _checklist(cmd, args)
+
+
+def _agent(cmd: str, args: argparse.Namespace) -> int:
+    from agent.config import load_agent_config
+
+    cfg = load_agent_config(args.config)
+    _logging(cfg.log_level)
+    if cmd == "run":
+        from agent.runner import run_agent
+
+        asyncio.run(run_agent(cfg))
+        return 0
+    from agent.runner import check_all
+    from checks.status import Status
+    from checks.wire import result_to_wire
+
+    results = asyncio.run(check_all(cfg))
+    if args.json:
+        print(orjson.dumps([result_to_wire(r) for r in results],
+                           option=orjson.OPT_INDENT_2).decode())
+    else:
+        rows = [("TARGET", "CHECK", "STATUS", "VALUE", "SUMMARY")]
+        for r in results:
+            value = "" if r.value is None else f"{r.value}{r.unit}"
+            rows.append((r.target, r.key, r.status.name, value, r.summary))
+        widths = [min(40, max(len(row[i]) for row in rows)) for i in range(4)]
+        for row in rows:
+            cells = [row[i][:40].ljust(widths[i]) for i in range(4)]
+            print("  ".join([*cells, row[4]]))
+    return 1 if any(r.status == Status.CRIT for r in results) else 0
+
+
+def _store(config: Path) -> Any:
+    from collector.config import load_collector_config
+    from collector.store.db import Store
+
+    cfg = load_collector_config(config)
+    return cfg, Store(cfg.database.url, cfg.tz)
+
+
+def _incidents(cmd: str, args: argparse.Namespace) -> int:
+    from collector.http.app import event_json, incident_json
+
+    _, store = _store(args.config)
+    if cmd == "list":
+        rows = [incident_json(r) for r in store.incidents(site=args.site, state=args.state)]
+        if args.json:
+            print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+            return 0
+        print(f"{'NUMBER':20} {'LVL':3} {'STATE':8} {'OPENED':21} {'RESOLVED':21} TITLE")
+        for i in rows:
+            print(f"{i['number']:20} {i['level']:<3} {i['state']:8} {i['opened_at']:21} "
+                  f"{i['resolved_at'] or '-':21} {i['title']}")
+        return 0
+    found = store.incident(args.number)
+    if found is None:
+        print(f"fieldmon: no incident {args.number}", file=sys.stderr)
+        return 1
+    row, events = found
+    out = incident_json(row)
+    out["timeline"] = [event_json(e) for e in events]
+    out["timeline_intact"] = store.verify_timeline(int(row["id"]))
+    if args.json:
+        print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    for key in ("number", "title", "level", "state", "opened_at", "resolved_at", "summary"):
+        print(f"{key:12} {out[key]}")
+    print("timeline:" + ("" if out["timeline_intact"] else "  (HASH CHAIN BROKEN)"))
+    for ev in out["timeline"]:
+        print(f"  {ev['at']}  {ev['kind']:10} {ev['author']:10} {ev['text']}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from checks.catalogue import load_catalogue
+    from collector.reports.monthly import ReportError, build_monthly, render
+
+    cfg, store = _store(args.config)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    try:
+        data = build_monthly(store, cfg, load_catalogue(cfg.catalogue_dirs), args.site,
+                             args.month, args.lang)
+        paths = render(data, formats, args.out)
+    except ReportError as exc:
+        print(f"fieldmon: {exc}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _checklist(cmd: str, args: argparse.Namespace) -> int:
+    from checks.catalogue import CatalogueError, load_catalogue, load_file
+
+    if cmd == "validate":
+        failed = 0
+        for path in args.files:
+            try:
+                dc = load_file(path)
+                print(f"{path}: OK, class {dc.name!r}, {len(dc.items)} items")
+            except CatalogueError as exc:
+                print(f"fieldmon: {exc}", file=sys.stderr)
+                failed += 1
+        return 2 if failed else 0
+    try:
+        classes = load_catalogue(args.dir)
+    except CatalogueError as exc:
+        print(f"fieldmon: {exc}", file=sys.stderr)
+        return 2
+    dc = classes.get(args.device_class)
+    if dc is None:
+        print(f"fieldmon: unknown class {args.device_class!r} (known: "
+              f"{', '.join(sorted(classes))})", file=sys.stderr)
+        return 2
+    lang = args.lang
+    print(f"{dc.title_in(lang)} ({dc.name})")
+    for it in dc.items:
+        thr = it.threshold.describe() if it.threshold else "-"
+        per = f" /{it.per}" if it.per else ""
+        print(f"  [{it.category_in(lang)}] {it.title_in(lang)}  id={it.id}{per}  "
+              f"level={it.level}  method={it.method}  every={it.interval_text}  "
+              f"threshold={thr}{(' ' + it.unit) if it.unit and it.threshold else ''}")
+    return 0

@@ -1,0 +1,60 @@
+"""Loading TOML configuration into pydantic models with errors that name file and key.
+
+Shared by the agent and the collector: a bad config must stop the program with exit code 2
+before anything connects, and tell the operator exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used. ``str()`` is the message to show the operator."""
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def explain(path: Path | str, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors(include_url=False):
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against the configuration reference)"
+        lines.append(f"  {_where(err['loc'])}: {msg}")
+    return "\n".join(lines)
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_model(model: type[M], path: Path | None, data: dict[str, Any] | None = None) -> M:
+    """Validate ``data`` (or the file at ``path``) as ``model``; ConfigError on any problem."""
+    if data is None:
+        if path is None:
+            raise ConfigError("no configuration given")
+        data = load_toml(path)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(explain(path or "<embedded defaults>", exc)) from None
