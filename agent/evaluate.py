@@ -31,15 +31,21 @@ def to_results(
     now: datetime | None = None,
 ) -> list[Result]:
     observed_at = now or datetime.now(UTC)
-    meta = {"address": target.address or "", "location": target.location,
-            "parent": target.parent or ""}
+    meta = {
+        "address": target.address or "",
+        "location": target.location,
+        "parent": target.parent or "",
+    }
     meta = {k: v for k, v in meta.items() if v}
     out: list[Result] = []
     for obs in observations:
         item = device_class.item(obs.check)
         if item is None:
-            log.error("probe produced %r, which class %s does not define; dropped",
-                      obs.check, device_class.name)
+            log.error(
+                "probe produced %r, which class %s does not define; dropped",
+                obs.check,
+                device_class.name,
+            )
             continue
         threshold = target.threshold_for(obs.check, item.threshold)
         status = obs.status if obs.status is not None else evaluate(obs.value, threshold)

@@ -54,8 +54,9 @@ class Outbox:
             return db
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            log.error("outbox %s is unreadable (%s); moved to %s, starting empty",
-                      self.path, exc, aside)
+            log.error(
+                "outbox %s is unreadable (%s); moved to %s, starting empty", self.path, exc, aside
+            )
             self.path.rename(aside)
             for suffix in ("-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
@@ -88,8 +89,13 @@ class Outbox:
             " VALUES (?, ?, ?, ?)",
             (len(rows), first, last, time.time()),
         )
-        log.warning("outbox full (%d results): dropped the %d oldest, observed %s .. %s",
-                    self.max_results, len(rows), first, last)
+        log.warning(
+            "outbox full (%d results): dropped the %d oldest, observed %s .. %s",
+            self.max_results,
+            len(rows),
+            first,
+            last,
+        )
 
     def peek(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
         """The oldest ``limit`` results with their sequence numbers, still kept."""

@@ -29,9 +29,12 @@ class MqttConfig(_Model):
     tls: TlsConfig | None = None
     #: Persistent session name: the broker queues results for it while the collector is down.
     client_id: Annotated[str, Field(min_length=1, max_length=64)] = "fieldmon-collector"
-    #: Use a shared subscription so several collectors split the results between them.
-    shared: bool = True
-    max_backoff: Annotated[float, Field(gt=0, le=600)] = 30.0
+    #: Use a shared subscription so several collectors split the results between them. Off
+    #: by default: Mosquitto 2.0 does not restore shared subscriptions from its persistence
+    #: file after a restart, so results published before the collector resubscribes would
+    #: be dropped; a plain subscription on a persistent session keeps them.
+    shared: bool = False
+    max_backoff: Annotated[float, Field(gt=0, le=600)] = 10.0
 
 
 class DatabaseConfig(_Model):

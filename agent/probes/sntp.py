@@ -27,9 +27,7 @@ def _from_ntp(raw: bytes) -> float:
 
 class _Exchange(asyncio.DatagramProtocol):
     def __init__(self) -> None:
-        self.reply: asyncio.Future[tuple[bytes, float]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.reply: asyncio.Future[tuple[bytes, float]] = asyncio.get_running_loop().create_future()
 
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
         if not self.reply.done():
@@ -47,9 +45,7 @@ async def clock_offset(server: str, port: int = 123, timeout: float = 2.0) -> fl
     malformed or unsynchronised reply.
     """
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(
-        _Exchange, remote_addr=(server, port)
-    )
+    transport, proto = await loop.create_datagram_endpoint(_Exchange, remote_addr=(server, port))
     try:
         t1 = time.time()
         # LI=0, VN=4, Mode=3 (client); transmit timestamp echoed back as originate.

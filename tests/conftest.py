@@ -1,0 +1,4 @@
+"""Shared fixtures: a real Mosquitto broker and the snmpsim simulator serving the recorded
+devices in ../shared/fixtures/snmprec."""
+
+pytest_plugins = ["tests.support.broker", "tests.support.snmpsim"]

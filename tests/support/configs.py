@@ -1,0 +1,52 @@
+"""Configuration files for the processes a test starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fieldmon.allinone import free_port
+
+
+def collector_toml(
+    tmp: Path,
+    broker_port: int,
+    *,
+    http_port: int | None = None,
+    client_id: str = "fieldmon-collector",
+    extra: str = "",
+) -> tuple[Path, int]:
+    port = http_port or free_port()
+    path = tmp / f"collector-{client_id}.toml"
+    path.write_text(
+        f'log_level = "DEBUG"\n{extra}\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nclient_id = "{client_id}"\n'
+        'max_backoff = 2\n'
+        f'[database]\nurl = "sqlite:///{tmp}/collector.db"\n'
+        f'[http]\nlisten = "127.0.0.1"\nport = {port}\n'
+        '[[sites]]\nname = "s1"\ncustomer = "Example Public Security Bureau"\n'
+        'contract = "FM-2026-001"\ntitle = "East gate"\nmaintainer = "Example Integrator"\n',
+        encoding="utf-8",
+    )
+    return path, port
+
+
+def agent_toml(
+    tmp: Path, broker_port: int, targets: str, *, agent: str = "a1", extra: str = ""
+) -> Path:
+    path = tmp / f"agent-{agent}.toml"
+    path.write_text(
+        f'site = "s1"\nagent = "{agent}"\nstate_dir = "{tmp}/agent-{agent}"\n{extra}\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nmax_backoff = 2\n'
+        f"{targets}",
+        encoding="utf-8",
+    )
+    return path
+
+
+LOCAL_TARGET = """
+[[targets]]
+name = "host1"
+class = "linux-server"
+probe = "local"
+intervals = { "cpu.usage" = 5, "mem.usage" = 5 }
+"""

@@ -1,0 +1,67 @@
+"""The agent with its broker away: it keeps checking, keeps results in its outbox, retries
+with backoff without spinning, and delivers every result once the broker returns."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.support.broker import Broker
+from tests.support.configs import LOCAL_TARGET, agent_toml, collector_toml
+from tests.support.procs import Proc, http_get, http_json, metric_value, wait_for
+
+
+def _outbox(path: Path) -> tuple[int, int]:
+    """(pending, ever written) from the agent's outbox file."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        pending = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    return int(pending), int(row[0]) if row else 0
+
+
+def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
+    broker = Broker()
+    broker.start()
+    coll_cfg, http_port = collector_toml(tmp_path, broker.port)
+    collector = Proc(["collector", "run", "--config", str(coll_cfg)], tmp_path / "collector.log")
+    base = f"http://127.0.0.1:{http_port}"
+    agent: Proc | None = None
+    try:
+        wait_for(lambda: http_json(f"{base}/healthz")["broker"], 20, what="collector subscribed")
+        broker.stop()  # the collector's persistent session survives in the broker's store
+
+        agent_cfg = agent_toml(tmp_path, broker.port, LOCAL_TARGET)
+        agent = Proc(["agent", "run", "--config", str(agent_cfg)], tmp_path / "agent.log")
+        outbox = tmp_path / "agent-a1" / "outbox.sqlite"
+        wait_for(lambda: outbox.exists() and _outbox(outbox)[0] >= 15, 30,
+                 what="results kept in the outbox while the broker is down")
+        time.sleep(4)
+        log = agent.output()
+        assert "cannot reach broker 127.0.0.1:" in log and "retrying in" in log
+        # Backoff, not a busy loop: the agent process used little CPU while waiting.
+        cpu = psutil.Process(agent.proc.pid).cpu_times()
+        assert cpu.user + cpu.system < 5.0, cpu
+        assert agent.proc.poll() is None, "the agent must keep running"
+
+        broker.start()
+        wait_for(lambda: _outbox(outbox)[0] == 0, 30, what="outbox drained after broker return")
+        assert "connected to broker" in agent.output()
+        assert agent.stop() == 0
+        _, written = _outbox(outbox)
+        assert written >= 15
+
+        def all_stored() -> bool:
+            text = http_get(f"{base}/metrics").decode()
+            return metric_value(text, "fieldmon_ingest_results_total") == written
+
+        wait_for(all_stored, 30, what=f"collector stores all {written} results exactly once")
+        status = http_json(f"{base}/api/status")
+        assert {s["check"] for s in status} >= {"cpu.usage", "mem.usage", "disk.usage"}
+    finally:
+        if agent:
+            agent.stop()
+        collector.stop()
+        broker.cleanup()

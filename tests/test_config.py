@@ -1,0 +1,79 @@
+"""A bad configuration stops the program with exit code 2 before anything starts, and the
+message names the file, the key and the problem."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import fieldmon
+
+AGENT = """
+site = "s1"
+agent = "a1"
+state_dir = "{state}"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+[[targets]]
+name = "host1"
+class = "linux-server"
+probe = "local"
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (('site = "s1"', 'site = "bad/site"'), "site: String should match pattern"),
+        (("port = 1883", "port = 99999"), "mqtt.port: Input should be less than or equal"),
+        (('probe = "local"', 'probe = "local"\ncolour = "red"'), "targets[0].colour: unknown key"),
+        (('class = "linux-server"', 'class = "toaster"'),
+         "targets[0].class: unknown device class 'toaster'"),
+        (('probe = "local"', 'probe = "snmp"'), "an snmp target needs 'address'"),
+        (('probe = "local"', 'probe = "local"\nthresholds = { "cpu.usage" = { upper = [9, 1] } }'),
+         "threshold for 'cpu.usage'"),
+        (('probe = "local"', 'probe = "local"\nintervals = { "no.such" = 60 }'),
+         "targets[0].intervals.no.such: no such check"),
+        (('[[targets]]', '[[targets]]\n[[targets'), "not valid TOML"),
+    ],
+)
+def test_bad_agent_config_exits_2(tmp_path: Path, edit: tuple[str, str], expected: str) -> None:
+    state = tmp_path / "state"
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(AGENT.format(state=state, port=1883).replace(*edit), encoding="utf-8")
+    done = fieldmon("agent", "run", "--config", str(cfg), timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert str(cfg) in done.stderr
+    assert expected in done.stderr
+    assert not state.exists(), "nothing may start (no outbox created) with a bad config"
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    done = fieldmon("collector", "run", "--config", str(tmp_path / "nope.toml"))
+    assert done.returncode == 2
+    assert "nope.toml: file not found" in done.stderr
+
+
+def test_bad_collector_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text('timezone = "Mars/Olympus"\n[incidents]\nresolve_after_ok = 0\n')
+    done = fieldmon("collector", "run", "--config", str(cfg))
+    assert done.returncode == 2
+    assert "timezone: Value error, unknown time zone 'Mars/Olympus'" in done.stderr
+    assert "incidents.resolve_after_ok" in done.stderr
+
+
+def test_agent_check_exit_code_follows_crit(tmp_path: Path) -> None:
+    cfg = tmp_path / "agent.toml"
+    base = AGENT.format(state=tmp_path / "s", port=1883)
+    cfg.write_text(base)
+    ok = fieldmon("agent", "check", "--config", str(cfg), "--json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert '"check": "disk.usage"' in ok.stdout
+    # A threshold every host exceeds: memory use is always above 0.001 %.
+    cfg.write_text(base.replace('probe = "local"',
+                                'probe = "local"\nthresholds = { "mem.usage" = { upper = [0.001] } }'))
+    crit = fieldmon("agent", "check", "--config", str(cfg))
+    assert crit.returncode == 1
+    line = next(ln for ln in crit.stdout.splitlines() if "mem.usage" in ln)
+    assert "CRIT" in line and "threshold crit ≥ 0.001" in line
