@@ -11,19 +11,13 @@ from checks.catalogue import DeviceClass, load_catalogue
 from checks.thresholds import Threshold, parse_threshold
 from checks.topics import NAME_RE
 from fieldmon.configfile import ConfigError, load_model
+from fieldmon.tls import TlsConfig
 
 Name = Annotated[str, Field(pattern=NAME_RE.pattern)]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class TlsConfig(_Model):
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    insecure: bool = False
 
 
 class MqttConfig(_Model):

@@ -17,10 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def _fmt(value: object, unit: str) -> str:
-    if isinstance(value, float):
-        text = f"{value:g}"
-    else:
-        text = str(value)
+    text = f"{value:g}" if isinstance(value, float) else str(value)
     return f"{text}{unit}" if unit in ("%", "s") else f"{text} {unit}".strip()
 
 

@@ -10,31 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
 
 import aiomqtt
 
-from agent.config import AgentConfig, MqttConfig
+from agent.config import AgentConfig
 from agent.outbox import Outbox
 from checks import topics
 from checks.wire import MAX_PAYLOAD_BYTES, encode_batch, encode_status
 from fieldmon import __version__
+from fieldmon.aio import pause
 
 log = logging.getLogger(__name__)
-
-
-def tls_context(mqtt: MqttConfig) -> ssl.SSLContext | None:
-    if mqtt.tls is None:
-        return None
-    ctx = ssl.create_default_context(cafile=str(mqtt.tls.ca_file) if mqtt.tls.ca_file else None)
-    if mqtt.tls.cert_file:
-        ctx.load_cert_chain(
-            str(mqtt.tls.cert_file), str(mqtt.tls.key_file) if mqtt.tls.key_file else None
-        )
-    if mqtt.tls.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class Publisher:
@@ -60,7 +46,7 @@ class Publisher:
             password=m.password.get_secret_value() if m.password else None,
             keepalive=m.keepalive,
             timeout=30,
-            tls_context=tls_context(m),
+            tls_context=m.tls.context() if m.tls else None,
             will=aiomqtt.Will(
                 self._status_topic,
                 encode_status(self._cfg.site, self._cfg.agent, "offline", __version__),
@@ -82,13 +68,17 @@ class Publisher:
                         retain=True,
                     )
                     self.connected = True
-                    log.info("connected to broker %s:%d; %d results waiting in the outbox",
-                             m.host, m.port, self._outbox.pending())
+                    log.info(
+                        "connected to broker %s:%d; %d results waiting in the outbox",
+                        m.host,
+                        m.port,
+                        self._outbox.pending(),
+                    )
                     backoff = 1.0
                     await self._drain(client, stop)
                     await client.publish(
                         self._status_topic,
-                        encode_status(self._cfg.site, self._cfg.agent, "offline", __version__),
+                        encode_status(self._cfg.site, self._cfg.agent, "stopped", __version__),
                         qos=1,
                         retain=True,
                     )
@@ -99,14 +89,15 @@ class Publisher:
                 delay = min(backoff, m.max_backoff) * random.uniform(0.8, 1.2)
                 log.warning(
                     "%s broker %s:%d: %s; %d results kept in the outbox, retrying in %.1fs",
-                    "lost" if was else "cannot reach", m.host, m.port, exc,
-                    self._outbox.pending(), delay,
+                    "lost" if was else "cannot reach",
+                    m.host,
+                    m.port,
+                    exc,
+                    self._outbox.pending(),
+                    delay,
                 )
                 backoff = min(backoff * 2, m.max_backoff)
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
+                await pause(stop, delay)
 
     async def _drain(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         size = self._cfg.outbox.batch_size
@@ -118,8 +109,7 @@ class Publisher:
                 self._wakeup.clear()
                 stopper = asyncio.create_task(stop.wait())
                 waker = asyncio.create_task(self._wakeup.wait())
-                await asyncio.wait({stopper, waker}, timeout=5,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({stopper, waker}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
                 stopper.cancel()
                 waker.cancel()
                 continue

@@ -74,8 +74,14 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
         probes.save_state()
         publisher.notify()
 
-    log.info("agent %s/%s starting: %d targets, outbox %s (%d pending)", cfg.site, cfg.agent,
-             len(cfg.targets), outbox.path, outbox.pending())
+    log.info(
+        "agent %s/%s starting: %d targets, outbox %s (%d pending)",
+        cfg.site,
+        cfg.agent,
+        len(cfg.targets),
+        outbox.path,
+        outbox.pending(),
+    )
     tasks = [
         asyncio.create_task(
             run_target(cfg, t, classes[t.device_class], probes.for_target(t), sink, stop),

@@ -16,6 +16,7 @@ from agent.evaluate import to_results
 from agent.probes.base import Observation, Probe, unknown
 from checks.catalogue import DeviceClass
 from checks.result import Result
+from fieldmon.aio import pause
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,11 @@ async def run_target(
             results = await collect_once(probe, target, dc, due)
             sink(results)
             schedule.done(due, started)
-            log.debug("%s: %d checks, %d results in %.2fs", target.name, len(due),
-                      len(results), time.monotonic() - started)
-        try:
-            await asyncio.wait_for(stop.wait(), schedule.sleep_for(time.monotonic()))
-        except TimeoutError:
-            pass
+            log.debug(
+                "%s: %d checks, %d results in %.2fs",
+                target.name,
+                len(due),
+                len(results),
+                time.monotonic() - started,
+            )
+        await pause(stop, schedule.sleep_for(time.monotonic()))

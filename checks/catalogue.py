@@ -90,7 +90,15 @@ def _item(src: str, idx: int, raw: Any) -> CheckItem:
     if not isinstance(raw, dict):
         raise CatalogueError(f"{where}: must be a table")
     known = {
-        "id", "title", "category", "method", "level", "interval", "unit", "threshold", "per",
+        "id",
+        "title",
+        "category",
+        "method",
+        "level",
+        "interval",
+        "unit",
+        "threshold",
+        "per",
         "description",
     }
     extra = set(raw) - known
@@ -108,7 +116,9 @@ def _item(src: str, idx: int, raw: Any) -> CheckItem:
             f"{where}.category: {raw['category']!r} is not one of {', '.join(CATEGORIES)}"
         )
     if raw["method"] not in METHODS:
-        raise CatalogueError(f"{where}.method: {raw['method']!r} is not one of {', '.join(METHODS)}")
+        raise CatalogueError(
+            f"{where}.method: {raw['method']!r} is not one of {', '.join(METHODS)}"
+        )
     level = raw["level"]
     if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 4:
         raise CatalogueError(f"{where}.level: {level!r} must be a fault level 1-4")
@@ -117,7 +127,7 @@ def _item(src: str, idx: int, raw: Any) -> CheckItem:
         interval = None
     elif not isinstance(interval, int) or isinstance(interval, bool) or interval < 5:
         raise CatalogueError(
-            f"{where}.interval: {interval!r} must be seconds (>= 5) or \"{INSPECTION}\""
+            f'{where}.interval: {interval!r} must be seconds (>= 5) or "{INSPECTION}"'
         )
     per = raw.get("per")
     if per is not None and per not in PER:

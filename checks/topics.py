@@ -57,4 +57,4 @@ def parse_topic(text: str) -> TopicParts:
     check_name("agent", agent)
     if kind not in KINDS:
         raise ValueError(f"topic kind {kind!r} is not one of {', '.join(KINDS)}")
-    return TopicParts(site, agent, kind)  # type: ignore[arg-type]
+    return TopicParts(site, agent, kind)

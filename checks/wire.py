@@ -90,7 +90,8 @@ class WireStatus(_Strict):
     schema_: Annotated[Literal[1], Field(alias="schema")]
     site: Name
     agent: Name
-    state: Literal["online", "offline"]
+    #: "offline" is the last will (the agent vanished); "stopped" is a deliberate shutdown.
+    state: Literal["online", "offline", "stopped"]
     at: AwareDatetime
     version: Annotated[str, Field(max_length=32)] = ""
 

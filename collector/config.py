@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from agent.config import TlsConfig
 from checks.status import Status
 from checks.topics import NAME_RE
 from collector.incidents.engine import Policy
 from fieldmon.configfile import load_model
+from fieldmon.tls import TlsConfig
 
 Name = Annotated[str, Field(pattern=NAME_RE.pattern)]
 

@@ -54,8 +54,13 @@ class Ingestor:
             if parts.kind == "status":
                 status = decode_status(msg.payload, parts)
                 stats = self.store.set_agent_state(
-                    parts.site, parts.agent, status.state, status.at, status.version,
-                    self.policy, now,
+                    parts.site,
+                    parts.agent,
+                    status.state,
+                    status.at,
+                    status.version,
+                    self.policy,
+                    now,
                 )
             elif parts.kind == "results":
                 results = decode_batch(msg.payload, parts)
@@ -81,8 +86,12 @@ class Ingestor:
         mono = time.monotonic()
         if mono - self._last_logged.get(key, -1e9) >= 60:
             self._last_logged[key] = mono
-            log.warning("rejected message on %r: %s: %s (further rejects of this kind on this "
-                        "topic are counted, logged again after 60s)", topic[:200],
-                        rej.reason.value, rej.detail[:300])
+            log.warning(
+                "rejected message on %r: %s: %s (further rejects of this kind on this "
+                "topic are counted, logged again after 60s)",
+                topic[:200],
+                rej.reason.value,
+                rej.detail[:300],
+            )
         if len(self._last_logged) > 10_000:
             self._last_logged.clear()

@@ -56,11 +56,13 @@ class StateCollector(Collector):
             labels=["site", "target", "check", "item"],
         )
         for row in self._store.current_rows():
-            status.add_metric([row["site"], row["target"], row["check"], row["item"]],
-                              row["status"])
+            status.add_metric(
+                [row["site"], row["target"], row["check"], row["item"]], row["status"]
+            )
         yield status
         incidents = GaugeMetricFamily(
-            "fieldmon_incidents_open", "Open incidents per site and fault level",
+            "fieldmon_incidents_open",
+            "Open incidents per site and fault level",
             labels=["site", "level"],
         )
         counts = {(s, lv): n for s, lv, n in self._store.open_counts()}
@@ -69,17 +71,23 @@ class StateCollector(Collector):
             for level in (1, 2, 3, 4):
                 incidents.add_metric([site, str(level)], counts.get((site, level), 0))
         yield incidents
-        up = GaugeMetricFamily("fieldmon_agent_up", "1 if the agent's retained status is online",
-                               labels=["site", "agent"])
-        age = GaugeMetricFamily("fieldmon_agent_last_seen_age_seconds",
-                                "Seconds since the agent last sent anything",
-                                labels=["site", "agent"])
+        up = GaugeMetricFamily(
+            "fieldmon_agent_up",
+            "1 if the agent's retained status is online",
+            labels=["site", "agent"],
+        )
+        age = GaugeMetricFamily(
+            "fieldmon_agent_last_seen_age_seconds",
+            "Seconds since the agent last sent anything",
+            labels=["site", "agent"],
+        )
         now = time.time()
         for row in self._store.agent_rows():
             up.add_metric([row["site"], row["agent"]], 1 if row["state"] == "online" else 0)
             seen = utc(row["last_seen"])
-            age.add_metric([row["site"], row["agent"]], max(0.0, now - seen.timestamp())
-                           if seen else 0.0)
+            age.add_metric(
+                [row["site"], row["agent"]], max(0.0, now - seen.timestamp()) if seen else 0.0
+            )
         yield up
         yield age
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from agent.config import MqttConfig as AgentMqtt
-from agent.publisher import tls_context
 from checks import topics
 from collector.config import MqttConfig
 from collector.ingest import Ingestor, Message
+from fieldmon.aio import pause
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,6 @@ class SourceState:
 
 
 def _client(cfg: MqttConfig) -> aiomqtt.Client:
-    tls = tls_context(AgentMqtt(tls=cfg.tls)) if cfg.tls else None
     client = aiomqtt.Client(
         cfg.host,
         cfg.port,
@@ -43,7 +41,7 @@ def _client(cfg: MqttConfig) -> aiomqtt.Client:
         password=cfg.password.get_secret_value() if cfg.password else None,
         clean_session=False,
         timeout=30,
-        tls_context=tls,
+        tls_context=cfg.tls.context() if cfg.tls else None,
     )
     client._client.manual_ack_set(True)
     return client
@@ -80,10 +78,7 @@ async def consume(
             delay = min(backoff, cfg.max_backoff) * random.uniform(0.8, 1.2)
             log.warning("broker %s:%d: %s; reconnecting in %.1fs", cfg.host, cfg.port, exc, delay)
             backoff = min(backoff * 2, cfg.max_backoff)
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+            await pause(stop, delay)
     state.connected = False
 
 
@@ -140,8 +135,9 @@ async def _store_with_retry(
             await loop.run_in_executor(executor, _handle_all, ingestor, msgs)
             return
         except Exception:
-            log.exception("storing %d messages failed; retrying in %.0fs (not acknowledged)",
-                          len(msgs), delay)
+            log.exception(
+                "storing %d messages failed; retrying in %.0fs (not acknowledged)", len(msgs), delay
+            )
             if stop.is_set():
                 raise
             await asyncio.sleep(delay)

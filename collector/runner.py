@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +19,7 @@ from collector.ingest import Ingestor
 from collector.metrics import build_registry
 from collector.mqtt_source import SourceState, consume
 from collector.store.db import Store
+from fieldmon.aio import pause
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +27,24 @@ log = logging.getLogger(__name__)
 DEDUP_HORIZON = timedelta(days=14)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the collector's handlers stop everything in
+    order (MQTT first, then HTTP), instead of uvicorn swallowing SIGTERM for itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
 async def _housekeeping(store: Store, executor: ThreadPoolExecutor, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
-        n = await loop.run_in_executor(executor, store.prune_received, DEDUP_HORIZON,
-                                       datetime.now(UTC))
+        n = await loop.run_in_executor(
+            executor, store.prune_received, DEDUP_HORIZON, datetime.now(UTC)
+        )
         if n:
             log.info("forgot %d msg_ids older than %s", n, DEDUP_HORIZON)
-        try:
-            await asyncio.wait_for(stop.wait(), 3600)
-        except TimeoutError:
-            pass
+        await pause(stop, 3600)
 
 
 async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None:
@@ -50,18 +60,27 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
     # One writer thread: SQLite allows one writer anyway, and it keeps batches in order.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
     app = create_app(store, registry, lambda: state.connected)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=cfg.http.listen, port=cfg.http.port, log_level="warning",
-                       access_log=False, lifespan="off")
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=cfg.http.listen,
+            port=cfg.http.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     tasks = [
         asyncio.create_task(consume(cfg.mqtt, ingestor, executor, stop, state), name="mqtt"),
         asyncio.create_task(server.serve(), name="http"),
         asyncio.create_task(_housekeeping(store, executor, stop), name="housekeeping"),
     ]
-    log.info("collector starting: database %s, HTTP on http://%s:%d/", cfg.database.url,
-             cfg.http.listen, cfg.http.port)
+    log.info(
+        "collector starting: database %s, HTTP on http://%s:%d/",
+        cfg.database.url,
+        cfg.http.listen,
+        cfg.http.port,
+    )
     try:
         done, _ = await asyncio.wait(
             [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED

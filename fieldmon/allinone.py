@@ -30,19 +30,21 @@ def free_port() -> int:
 
 def mosquitto_conf(port: int, data_dir: Path) -> str:
     """A loopback-only broker that keeps queued QoS 1 messages for offline collectors."""
-    return "\n".join([
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        "persistence true",
-        f"persistence_location {data_dir}/",
-        # The default of 1000 silently drops results for a slow or stopped collector.
-        "max_queued_messages 1000000",
-        "max_inflight_messages 100",
-        "log_dest stderr",
-        "log_type error",
-        "log_type warning",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {data_dir}/",
+            # The default of 1000 silently drops results for a slow or stopped collector.
+            "max_queued_messages 1000000",
+            "max_inflight_messages 100",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "",
+        ]
+    )
 
 
 def give_to_broker_user(folder: Path) -> None:
@@ -112,8 +114,8 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
         "# Written by `fieldmon run` (embedded defaults); edit and run the collector yourself\n"
         f"[mqtt]\nhost = {_toml_str(host)}\nport = {port}\n"
         f"[database]\nurl = {_toml_str('sqlite:///' + str(state_dir / 'collector.db'))}\n"
-        f"[http]\nlisten = \"127.0.0.1\"\nport = {http_port}\n"
-        f"[[sites]]\nname = {_toml_str(site)}\ntitle = \"{socket.gethostname()}\"\n"
+        f'[http]\nlisten = "127.0.0.1"\nport = {http_port}\n'
+        f'[[sites]]\nname = {_toml_str(site)}\ntitle = "{socket.gethostname()}"\n'
     )
     agent = state_dir / "agent.toml"
     hostname = socket.gethostname().split(".")[0] or "localhost"
@@ -123,7 +125,7 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
         f"site = {_toml_str(site)}\nagent = {_toml_str(safe)}\n"
         f"state_dir = {_toml_str(str(state_dir / 'agent'))}\n"
         f"[mqtt]\nhost = {_toml_str(host)}\nport = {port}\n"
-        f"[[targets]]\nname = {_toml_str(safe)}\nclass = \"linux-server\"\nprobe = \"local\"\n"
+        f'[[targets]]\nname = {_toml_str(safe)}\nclass = "linux-server"\nprobe = "local"\n'
     )
     me = [sys.executable, "-m", "fieldmon"]
     procs.append(("collector", subprocess.Popen([*me, "collector", "run", "--config", str(coll)])))

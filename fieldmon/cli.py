@@ -37,8 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="area", required=True)
 
     run = sub.add_parser("run", help="all-in-one: broker, collector and an agent on this host")
-    run.add_argument("--state-dir", type=Path, default=Path("var"),
-                     help="where configs, database and outbox go (default ./var)")
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("var"),
+        help="where configs, database and outbox go (default ./var)",
+    )
     run.add_argument("--broker", help="host:port of an existing MQTT broker (default: start one)")
     run.add_argument("--http-port", type=int, default=8470)
     run.add_argument("--site", default="local")
@@ -50,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     a_chk.add_argument("--config", type=Path, required=True)
     a_chk.add_argument("--json", action="store_true")
 
-    coll = sub.add_parser("collector", help="the collector").add_subparsers(dest="cmd",
-                                                                            required=True)
+    coll = sub.add_parser("collector", help="the collector").add_subparsers(
+        dest="cmd", required=True
+    )
     c_run = coll.add_parser("run", help="ingest, incidents, HTTP")
     c_run.add_argument("--config", type=Path, required=True)
 
@@ -76,12 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     r_mon.add_argument("--out", type=Path, default=Path("."))
 
     chk = sub.add_parser("checklist", help="inspection checklists").add_subparsers(
-        dest="cmd", required=True)
+        dest="cmd", required=True
+    )
     k_show = chk.add_parser("show", help="print a device class's checklist")
     k_show.add_argument("--class", dest="device_class", required=True)
     k_show.add_argument("--lang", default="zh-CN", choices=["zh-CN", "en"])
-    k_show.add_argument("--dir", type=Path, action="append", default=[],
-                        help="extra checklist folder")
+    k_show.add_argument(
+        "--dir", type=Path, action="append", default=[], help="extra checklist folder"
+    )
     k_val = chk.add_parser("validate", help="validate checklist TOML files")
     k_val.add_argument("files", type=Path, nargs="+")
     return p
@@ -99,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    area, cmd = args.area, getattr(args, "cmd", None)
+    area, cmd = args.area, str(getattr(args, "cmd", ""))
     if area == "run":
         from fieldmon.allinone import run_all
 
@@ -137,8 +144,9 @@ def _agent(cmd: str, args: argparse.Namespace) -> int:
 
     results = asyncio.run(check_all(cfg))
     if args.json:
-        print(orjson.dumps([result_to_wire(r) for r in results],
-                           option=orjson.OPT_INDENT_2).decode())
+        print(
+            orjson.dumps([result_to_wire(r) for r in results], option=orjson.OPT_INDENT_2).decode()
+        )
     else:
         rows = [("TARGET", "CHECK", "STATUS", "VALUE", "SUMMARY")]
         for r in results:
@@ -170,8 +178,10 @@ def _incidents(cmd: str, args: argparse.Namespace) -> int:
             return 0
         print(f"{'NUMBER':20} {'LVL':3} {'STATE':8} {'OPENED':21} {'RESOLVED':21} TITLE")
         for i in rows:
-            print(f"{i['number']:20} {i['level']:<3} {i['state']:8} {i['opened_at']:21} "
-                  f"{i['resolved_at'] or '-':21} {i['title']}")
+            print(
+                f"{i['number']:20} {i['level']:<3} {i['state']:8} {i['opened_at']:21} "
+                f"{i['resolved_at'] or '-':21} {i['title']}"
+            )
         return 0
     found = store.incident(args.number)
     if found is None:
@@ -199,8 +209,9 @@ def _report(args: argparse.Namespace) -> int:
     cfg, store = _store(args.config)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     try:
-        data = build_monthly(store, cfg, load_catalogue(cfg.catalogue_dirs), args.site,
-                             args.month, args.lang)
+        data = build_monthly(
+            store, cfg, load_catalogue(cfg.catalogue_dirs), args.site, args.month, args.lang
+        )
         paths = render(data, formats, args.out)
     except ReportError as exc:
         print(f"fieldmon: {exc}", file=sys.stderr)
@@ -228,17 +239,22 @@ def _checklist(cmd: str, args: argparse.Namespace) -> int:
     except CatalogueError as exc:
         print(f"fieldmon: {exc}", file=sys.stderr)
         return 2
-    dc = classes.get(args.device_class)
-    if dc is None:
-        print(f"fieldmon: unknown class {args.device_class!r} (known: "
-              f"{', '.join(sorted(classes))})", file=sys.stderr)
+    found = classes.get(args.device_class)
+    if found is None:
+        print(
+            f"fieldmon: unknown class {args.device_class!r} (known: {', '.join(sorted(classes))})",
+            file=sys.stderr,
+        )
         return 2
+    dc = found
     lang = args.lang
     print(f"{dc.title_in(lang)} ({dc.name})")
     for it in dc.items:
         thr = it.threshold.describe() if it.threshold else "-"
         per = f" /{it.per}" if it.per else ""
-        print(f"  [{it.category_in(lang)}] {it.title_in(lang)}  id={it.id}{per}  "
-              f"level={it.level}  method={it.method}  every={it.interval_text}  "
-              f"threshold={thr}{(' ' + it.unit) if it.unit and it.threshold else ''}")
+        print(
+            f"  [{it.category_in(lang)}] {it.title_in(lang)}  id={it.id}{per}  "
+            f"level={it.level}  method={it.method}  every={it.interval_text}  "
+            f"threshold={thr}{(' ' + it.unit) if it.unit and it.threshold else ''}"
+        )
     return 0

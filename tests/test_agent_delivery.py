@@ -36,8 +36,11 @@ def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
         agent_cfg = agent_toml(tmp_path, broker.port, LOCAL_TARGET)
         agent = Proc(["agent", "run", "--config", str(agent_cfg)], tmp_path / "agent.log")
         outbox = tmp_path / "agent-a1" / "outbox.sqlite"
-        wait_for(lambda: outbox.exists() and _outbox(outbox)[0] >= 15, 30,
-                 what="results kept in the outbox while the broker is down")
+        wait_for(
+            lambda: outbox.exists() and _outbox(outbox)[0] >= 15,
+            30,
+            what="results kept in the outbox while the broker is down",
+        )
         time.sleep(4)
         log = agent.output()
         assert "cannot reach broker 127.0.0.1:" in log and "retrying in" in log

@@ -24,12 +24,25 @@ def test_builtin_catalogue_is_complete() -> None:
     assert {"linux-server", "snmp-device"} <= set(classes)
     linux = classes["linux-server"]
     ids = {i.id for i in linux.items}
-    assert {"cpu.usage", "mem.usage", "swap.usage", "disk.usage", "disk.inodes",
-            "load.per_cpu", "uptime", "time.offset"} <= ids
+    assert {
+        "cpu.usage",
+        "mem.usage",
+        "swap.usage",
+        "disk.usage",
+        "disk.inodes",
+        "load.per_cpu",
+        "uptime",
+        "time.offset",
+    } <= ids
     assert linux.item("disk.usage").per == "mount"  # type: ignore[union-attr]
     snmp = classes["snmp-device"]
-    assert {"snmp.reachable", "snmp.uptime", "if.oper_status", "inventory.system",
-            "inventory.entity"} <= {i.id for i in snmp.items}
+    assert {
+        "snmp.reachable",
+        "snmp.uptime",
+        "if.oper_status",
+        "inventory.system",
+        "inventory.entity",
+    } <= {i.id for i in snmp.items}
     for dc in classes.values():
         for it in dc.items:
             assert it.category in CATEGORIES
@@ -46,17 +59,19 @@ def test_parse_good() -> None:
 
 @pytest.mark.parametrize(
     ("edit", "message"),
-    [(("level = 2", "level = 5"), "item 'ups.on_battery'.level: 5 must be a fault level 1-4"),
-     (("category = \"environment\"", "category = \"weather\""), "category: 'weather'"),
-     (("interval = 30", "interval = \"monthly\""), "interval"),
-     (("interval = 30", "interval = 1"), "interval"),
-     (("method = \"snmp\"", "method = \"telepathy\""), "method"),
-     (("match = [\"no\"]", "between = [1]"), "threshold"),
-     (("zh-CN = \"市电中断\", ", ""), "title: must be a table with 'zh-CN' and 'en'"),
-     (("level = 2\n", "level = 2\ncolour = 1\n"), "unknown key(s) colour"),
-     (("class = \"ups\"", ""), "missing 'class'"),
-     (("id = \"ups.on_battery\"\n", ""), "missing required key 'id'"),
-     (("[[item]]", "[[item\n"), "not valid TOML")],
+    [
+        (("level = 2", "level = 5"), "item 'ups.on_battery'.level: 5 must be a fault level 1-4"),
+        (('category = "environment"', 'category = "weather"'), "category: 'weather'"),
+        (("interval = 30", 'interval = "monthly"'), "interval"),
+        (("interval = 30", "interval = 1"), "interval"),
+        (('method = "snmp"', 'method = "telepathy"'), "method"),
+        (('match = ["no"]', "between = [1]"), "threshold"),
+        (('zh-CN = "市电中断", ', ""), "title: must be a table with 'zh-CN' and 'en'"),
+        (("level = 2\n", "level = 2\ncolour = 1\n"), "unknown key(s) colour"),
+        (('class = "ups"', ""), "missing 'class'"),
+        (('id = "ups.on_battery"\n', ""), "missing required key 'id'"),
+        (("[[item]]", "[[item\n"), "not valid TOML"),
+    ],
 )
 def test_errors_name_file_and_key(edit: tuple[str, str], message: str) -> None:
     with pytest.raises(CatalogueError) as exc:

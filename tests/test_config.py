@@ -27,14 +27,23 @@ probe = "local"
         (('site = "s1"', 'site = "bad/site"'), "site: String should match pattern"),
         (("port = 1883", "port = 99999"), "mqtt.port: Input should be less than or equal"),
         (('probe = "local"', 'probe = "local"\ncolour = "red"'), "targets[0].colour: unknown key"),
-        (('class = "linux-server"', 'class = "toaster"'),
-         "targets[0].class: unknown device class 'toaster'"),
+        (
+            ('class = "linux-server"', 'class = "toaster"'),
+            "targets[0].class: unknown device class 'toaster'",
+        ),
         (('probe = "local"', 'probe = "snmp"'), "an snmp target needs 'address'"),
-        (('probe = "local"', 'probe = "local"\nthresholds = { "cpu.usage" = { upper = [9, 1] } }'),
-         "threshold for 'cpu.usage'"),
-        (('probe = "local"', 'probe = "local"\nintervals = { "no.such" = 60 }'),
-         "targets[0].intervals.no.such: no such check"),
-        (('[[targets]]', '[[targets]]\n[[targets'), "not valid TOML"),
+        (
+            (
+                'probe = "local"',
+                'probe = "local"\nthresholds = { "cpu.usage" = { upper = [9, 1] } }',
+            ),
+            "threshold for 'cpu.usage'",
+        ),
+        (
+            ('probe = "local"', 'probe = "local"\nintervals = { "no.such" = 60 }'),
+            "targets[0].intervals.no.such: no such check",
+        ),
+        (("[[targets]]", "[[targets]]\n[[targets"), "not valid TOML"),
     ],
 )
 def test_bad_agent_config_exits_2(tmp_path: Path, edit: tuple[str, str], expected: str) -> None:
@@ -71,8 +80,11 @@ def test_agent_check_exit_code_follows_crit(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert '"check": "disk.usage"' in ok.stdout
     # A threshold every host exceeds: memory use is always above 0.001 %.
-    cfg.write_text(base.replace('probe = "local"',
-                                'probe = "local"\nthresholds = { "mem.usage" = { upper = [0.001] } }'))
+    cfg.write_text(
+        base.replace(
+            'probe = "local"', 'probe = "local"\nthresholds = { "mem.usage" = { upper = [0.001] } }'
+        )
+    )
     crit = fieldmon("agent", "check", "--config", str(cfg))
     assert crit.returncode == 1
     line = next(ln for ln in crit.stdout.splitlines() if "mem.usage" in ln)

@@ -34,3 +34,5 @@ def test_agent_state() -> None:
     assert on_agent_state(INC, "offline").action == "repeat"
     assert on_agent_state(INC, "online").action == "resolve"
     assert on_agent_state(None, "online").action == "none"
+    assert on_agent_state(None, "stopped").action == "none"
+    assert on_agent_state(INC, "stopped").action == "none"

@@ -24,16 +24,20 @@ def store(tmp_path: Path) -> Store:
 
 
 def _r(status: Status, at: datetime, **kw: object) -> Result:
-    base: dict[str, object] = dict(target="cam-01", target_class="snmp-device",
-                                   check="snmp.reachable", status=status,
-                                   value="up" if status == Status.OK else "down",
-                                   observed_at=at)
+    base: dict[str, object] = dict(
+        target="cam-01",
+        target_class="snmp-device",
+        check="snmp.reachable",
+        status=status,
+        value="up" if status == Status.OK else "down",
+        observed_at=at,
+    )
     base.update(kw)
     return Result(**base)  # type: ignore[arg-type]
 
 
-def _ingest(store: Store, *results: Result, policy: Policy = Policy()) -> object:
-    return store.ingest("s1", "a1", list(results), CLASSES, policy, datetime.now(UTC))
+def _ingest(store: Store, *results: Result, policy: Policy | None = None) -> object:
+    return store.ingest("s1", "a1", list(results), CLASSES, policy or Policy(), datetime.now(UTC))
 
 
 def test_open_repeat_resolve(store: Store) -> None:
@@ -73,12 +77,23 @@ def test_late_result_does_not_move_state_back(store: Store) -> None:
 
 
 def test_one_open_incident_per_check_and_item(store: Store) -> None:
-    _ingest(store, *[
-        _r(Status.CRIT, T0, check="if.oper_status", item=f"Gi0/{i}", value="down")
-        for i in (1, 2)
-    ])
-    _ingest(store, _r(Status.CRIT, T0 + timedelta(minutes=1), check="if.oper_status",
-                      item="Gi0/1", value="down"))
+    _ingest(
+        store,
+        *[
+            _r(Status.CRIT, T0, check="if.oper_status", item=f"Gi0/{i}", value="down")
+            for i in (1, 2)
+        ],
+    )
+    _ingest(
+        store,
+        _r(
+            Status.CRIT,
+            T0 + timedelta(minutes=1),
+            check="if.oper_status",
+            item="Gi0/1",
+            value="down",
+        ),
+    )
     assert sorted(i["item"] for i in store.incidents(state="open")) == ["Gi0/1", "Gi0/2"]
     assert all(i["level"] == 3 for i in store.incidents())
 
@@ -118,7 +133,11 @@ def test_inspection_keeps_worst_and_latest(store: Store) -> None:
     _ingest(store, _r(Status.OK, T0 + timedelta(minutes=2)))
     [row] = store.inspection_rows("s1", "2026-11")
     assert (row["status"], row["worst"], row["samples"], row["failed_samples"]) == (
-        Status.OK, Status.CRIT, 3, 1)
+        Status.OK,
+        Status.CRIT,
+        3,
+        1,
+    )
 
 
 def test_tampered_timeline_is_detected(store: Store) -> None:
@@ -127,14 +146,25 @@ def test_tampered_timeline_is_detected(store: Store) -> None:
     [inc] = store.incidents()
     assert store.verify_timeline(int(inc["id"]))
     with store.engine.begin() as conn:
-        conn.execute(update(incident_events).where(incident_events.c.kind == "opened")
-                     .values(text="nothing happened"))
+        conn.execute(
+            update(incident_events)
+            .where(incident_events.c.kind == "opened")
+            .values(text="nothing happened")
+        )
     assert not store.verify_timeline(int(inc["id"]))
 
 
 def test_target_facts_merge(store: Store) -> None:
-    _ingest(store, _r(Status.OK, T0, check="inventory.entity", value="SN1",
-                      facts={"serial": "SN1", "firmware": "1.0"}))
+    _ingest(
+        store,
+        _r(
+            Status.OK,
+            T0,
+            check="inventory.entity",
+            value="SN1",
+            facts={"serial": "SN1", "firmware": "1.0"},
+        ),
+    )
     _ingest(store, _r(Status.OK, T0 + timedelta(minutes=1), facts={"location": "gate"}))
     [t] = store.target_rows("s1")
     assert t["facts"] == {"serial": "SN1", "firmware": "1.0", "location": "gate"}

@@ -6,9 +6,17 @@ from checks.thresholds import Threshold, evaluate, parse_threshold
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(10.0, Status.OK), (84.9, Status.OK), (85.0, Status.WARN), (94.99, Status.WARN),
-     (95.0, Status.CRIT), (100.0, Status.CRIT), ("90", Status.WARN), (None, Status.UNKNOWN),
-     ("n/a", Status.UNKNOWN)],
+    [
+        (10.0, Status.OK),
+        (84.9, Status.OK),
+        (85.0, Status.WARN),
+        (94.99, Status.WARN),
+        (95.0, Status.CRIT),
+        (100.0, Status.CRIT),
+        ("90", Status.WARN),
+        (None, Status.UNKNOWN),
+        ("n/a", Status.UNKNOWN),
+    ],
 )
 def test_upper(value: float | str | None, expected: Status) -> None:
     assert evaluate(value, parse_threshold({"upper": [85, 95]})) == expected
@@ -43,11 +51,18 @@ def test_no_threshold_is_informational() -> None:
 
 @pytest.mark.parametrize(
     ("table", "message"),
-    [({}, "exactly one"), ({"upper": [1, 2], "lower": [1]}, "exactly one"),
-     ({"upper": [95, 85]}, "beyond its crit"), ({"lower": [5, 10]}, "beyond its crit"),
-     ({"upper": "x"}, "numbers"), ({"upper": [True, 2]}, "numbers"),
-     ({"match": []}, "non-empty"), ({"upper": [1], "otherwise": "CRIT"}, "only applies"),
-     ({"match": ["up"], "otherwise": "BAD"}, "unknown status"), ({"upper": [1], "x": 1}, "x")],
+    [
+        ({}, "exactly one"),
+        ({"upper": [1, 2], "lower": [1]}, "exactly one"),
+        ({"upper": [95, 85]}, "beyond its crit"),
+        ({"lower": [5, 10]}, "beyond its crit"),
+        ({"upper": "x"}, "numbers"),
+        ({"upper": [True, 2]}, "numbers"),
+        ({"match": []}, "non-empty"),
+        ({"upper": [1], "otherwise": "CRIT"}, "only applies"),
+        ({"match": ["up"], "otherwise": "BAD"}, "unknown status"),
+        ({"upper": [1], "x": 1}, "x"),
+    ],
 )
 def test_bad_thresholds_say_why(table: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -21,10 +21,16 @@ T = parse_topic("fieldmon/v1/site-a/agent-1/results")
 
 
 def _result(**kw: object) -> Result:
-    base: dict[str, object] = dict(target="sw-01", target_class="snmp-device",
-                                   check="if.oper_status", item="Gi0/1", status=Status.CRIT,
-                                   value="down", summary="link lost",
-                                   facts={"serial": "X1"})
+    base: dict[str, object] = dict(
+        target="sw-01",
+        target_class="snmp-device",
+        check="if.oper_status",
+        item="Gi0/1",
+        status=Status.CRIT,
+        value="down",
+        summary="link lost",
+        facts={"serial": "X1"},
+    )
     base.update(kw)
     return Result(**base)  # type: ignore[arg-type]
 
@@ -67,7 +73,8 @@ def test_rejections_have_reasons() -> None:
     assert _reason(orjson.dumps(wrong_type)) == RejectReason.INVALID
     # Nesting deeper than the parser's limit is refused, not a recursion crash.
     assert _reason(b'{"schema":1,"x":' + b"[" * 5000 + b"]" * 5000 + b"}") == (
-        RejectReason.MALFORMED)
+        RejectReason.MALFORMED
+    )
 
 
 def test_invalid_detail_names_the_field() -> None:
@@ -87,8 +94,14 @@ def test_status_payload() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["fieldmon/v1/site/agent", "fieldmon/v2/s/a/results", "fieldmon/v1/s/a/other",
-     "fieldmon/v1/s+/a/results", "fieldmon/v1/s/a/results/extra", "fieldmon/v1//a/results"],
+    [
+        "fieldmon/v1/site/agent",
+        "fieldmon/v2/s/a/results",
+        "fieldmon/v1/s/a/other",
+        "fieldmon/v1/s+/a/results",
+        "fieldmon/v1/s/a/results/extra",
+        "fieldmon/v1//a/results",
+    ],
 )
 def test_bad_topics(bad: str) -> None:
     with pytest.raises(ValueError):

@@ -21,6 +21,8 @@ def _to_ntp(ts: float) -> bytes:
 
 
 def _from_ntp(raw: bytes) -> float:
+    secs: int
+    frac: int
     secs, frac = struct.unpack("!II", raw)
     return secs - NTP_EPOCH_OFFSET + frac / 2**32
 
@@ -38,7 +40,7 @@ class _Exchange(asyncio.DatagramProtocol):
             self.reply.set_exception(exc)
 
 
-async def clock_offset(server: str, port: int = 123, timeout: float = 2.0) -> float:
+async def clock_offset(server: str, port: int = 123, wait: float = 2.0) -> float:
     """Seconds this host's clock is behind (+) or ahead (-) of ``server``.
 
     Raises TimeoutError or OSError when the server does not answer usefully, ValueError on a
@@ -51,7 +53,7 @@ async def clock_offset(server: str, port: int = 123, timeout: float = 2.0) -> fl
         # LI=0, VN=4, Mode=3 (client); transmit timestamp echoed back as originate.
         packet = bytes([0x23]) + bytes(39) + _to_ntp(t1)
         transport.sendto(packet)
-        data, t4 = await asyncio.wait_for(proto.reply, timeout)
+        data, t4 = await asyncio.wait_for(proto.reply, wait)
     finally:
         transport.close()
     if len(data) < 48:

@@ -53,8 +53,13 @@ def event_json(row: RowMapping) -> dict[str, Any]:
 def create_app(
     store: Store, registry: CollectorRegistry, mqtt_connected: Callable[[], bool]
 ) -> FastAPI:
-    app = FastAPI(title="fieldmon collector", version="1", docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="fieldmon collector",
+        version="1",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
 
     @app.get("/healthz")
     def healthz(response: Response) -> dict[str, Any]:
@@ -67,8 +72,11 @@ def create_app(
         mqtt_ok = mqtt_connected()
         if not (db_ok and mqtt_ok):
             response.status_code = 503
-        return {"status": "ok" if db_ok and mqtt_ok else "degraded", "database": db_ok,
-                "broker": mqtt_ok}
+        return {
+            "status": "ok" if db_ok and mqtt_ok else "degraded",
+            "database": db_ok,
+            "broker": mqtt_ok,
+        }
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -93,14 +101,34 @@ def create_app(
         out["timeline_intact"] = store.verify_timeline(int(row["id"]))
         return out
 
+    @app.get("/api/agents")
+    def list_agents() -> list[dict[str, Any]]:
+        return [
+            {
+                "site": r["site"],
+                "agent": r["agent"],
+                "state": r["state"],
+                "state_since": _iso(r["state_since"]),
+                "last_seen": _iso(r["last_seen"]),
+                "version": r["version"],
+            }
+            for r in store.agent_rows()
+        ]
+
     @app.get("/api/status")
     def current_status(site: str | None = None) -> list[dict[str, Any]]:
         return [
             {
-                "site": r["site"], "target": r["target"], "check": r["check"],
-                "item": r["item"], "status": Status(r["status"]).name, "value": r["value"],
-                "unit": r["unit"], "summary": r["summary"],
-                "observed_at": _iso(r["observed_at"]), "since": _iso(r["since"]),
+                "site": r["site"],
+                "target": r["target"],
+                "check": r["check"],
+                "item": r["item"],
+                "status": Status(r["status"]).name,
+                "value": r["value"],
+                "unit": r["unit"],
+                "summary": r["summary"],
+                "observed_at": _iso(r["observed_at"]),
+                "since": _iso(r["since"]),
             }
             for r in store.current_rows(site)
         ]

@@ -60,7 +60,14 @@ def on_result(
 
 
 def on_agent_state(incident: OpenIncident | None, state: str) -> Decision:
-    """An agent's retained status changed (``online``/``offline``, the latter by last will)."""
+    """An agent's retained status changed.
+
+    ``offline`` is the broker publishing the agent's last will: it vanished, the site is
+    unwatched, that is an incident. ``stopped`` is an orderly shutdown by an operator: shown,
+    not paged.
+    """
+    if state == "stopped":
+        return Decision("none")
     if state == "offline":
         return Decision("repeat") if incident else Decision("open", "agent went offline")
     if incident is not None:

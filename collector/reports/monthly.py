@@ -94,48 +94,69 @@ def build_monthly(
         for ci in dc.items if dc else ():
             matching = [r for r in records if r["check"] == ci.id]
             if not matching:
-                items.append({
-                    "check": ci.id, "item": "", "title": ci.title_in(lang),
-                    "category": ci.category_in(lang), "method": ci.method,
-                    "value": None, "unit": ci.unit,
-                    "threshold": ci.threshold.describe() if ci.threshold else "",
-                    "verdict": None, "worst": None, "summary": "", "checked_at": None,
-                })
+                items.append(
+                    {
+                        "check": ci.id,
+                        "item": "",
+                        "title": ci.title_in(lang),
+                        "category": ci.category_in(lang),
+                        "method": ci.method,
+                        "value": None,
+                        "unit": ci.unit,
+                        "threshold": ci.threshold.describe() if ci.threshold else "",
+                        "verdict": None,
+                        "worst": None,
+                        "summary": "",
+                        "checked_at": None,
+                    }
+                )
                 continue
             for r in matching:
                 verdict = Status(r["status"]).name
                 item_counts[verdict] += 1
                 if ci.id in REACHABILITY and verdict != "OK":
                     unreachable += 1
-                items.append({
-                    "check": ci.id, "item": r["item"], "title": ci.title_in(lang),
-                    "category": ci.category_in(lang), "method": ci.method,
-                    "value": r["value"], "unit": r["unit"],
-                    "threshold": ci.threshold.describe() if ci.threshold else "",
-                    "verdict": verdict, "worst": Status(r["worst"]).name,
-                    "summary": r["summary"], "checked_at": _local(r["observed_at"], tz),
-                    "samples": r["samples"], "failed_samples": r["failed_samples"],
-                })
-        devices.append({
-            "name": target,
-            "class": cls_name,
-            "class_title": dc.title_in(lang) if dc else cls_name,
-            "identity": {
-                "model": facts.get("model", ""),
-                "serial": facts.get("serial", ""),
-                "firmware": facts.get("firmware", ""),
-                "location": facts.get("location") or facts.get("sys_location", ""),
-                "address": facts.get("address", ""),
-                "description": facts.get("sys_descr") or facts.get("os", ""),
-                "sys_name": facts.get("sys_name") or facts.get("hostname", ""),
-            },
-            "agent": trow["agent"] if trow else "",
-            "items": items,
-            "inspector": f"fieldmon agent {trow['agent']}" if trow else "fieldmon",
-        })
+                items.append(
+                    {
+                        "check": ci.id,
+                        "item": r["item"],
+                        "title": ci.title_in(lang),
+                        "category": ci.category_in(lang),
+                        "method": ci.method,
+                        "value": r["value"],
+                        "unit": r["unit"],
+                        "threshold": ci.threshold.describe() if ci.threshold else "",
+                        "verdict": verdict,
+                        "worst": Status(r["worst"]).name,
+                        "summary": r["summary"],
+                        "checked_at": _local(r["observed_at"], tz),
+                        "samples": r["samples"],
+                        "failed_samples": r["failed_samples"],
+                    }
+                )
+        devices.append(
+            {
+                "name": target,
+                "class": cls_name,
+                "class_title": dc.title_in(lang) if dc else cls_name,
+                "identity": {
+                    "model": facts.get("model", ""),
+                    "serial": facts.get("serial", ""),
+                    "firmware": facts.get("firmware", ""),
+                    "location": facts.get("location") or facts.get("sys_location", ""),
+                    "address": facts.get("address", ""),
+                    "description": facts.get("sys_descr") or facts.get("os", ""),
+                    "sys_name": facts.get("sys_name") or facts.get("hostname", ""),
+                },
+                "agent": trow["agent"] if trow else "",
+                "items": items,
+                "inspector": f"fieldmon agent {trow['agent']}" if trow else "fieldmon",
+            }
+        )
 
     incidents = [
-        r for r in store.incidents(site=site, limit=100_000)
+        r
+        for r in store.incidents(site=site, limit=100_000)
         if utc(r["opened_at"]) < period.end  # type: ignore[operator]
         and (r["resolved_at"] is None or utc(r["resolved_at"]) >= period.start)  # type: ignore[operator]
     ]
@@ -143,16 +164,24 @@ def build_monthly(
     by_level = Counter(int(r["level"]) for r in incidents)
     inc_list = [
         {
-            "number": r["number"], "level": r["level"], "device": r["target"],
-            "title": r["title"], "summary": r["summary"], "state": r["state"],
-            "opened_at": _local(r["opened_at"], tz), "resolved_at": _local(r["resolved_at"], tz),
+            "number": r["number"],
+            "level": r["level"],
+            "device": r["target"],
+            "title": r["title"],
+            "summary": r["summary"],
+            "state": r["state"],
+            "opened_at": _local(r["opened_at"], tz),
+            "resolved_at": _local(r["resolved_at"], tz),
             "duration": _duration(utc(r["opened_at"]), utc(r["resolved_at"])),
         }
         for r in incidents
     ]
     gap_list = [
-        {"dropped": g["dropped"], "first": _local(g["first_observed"], tz),
-         "last": _local(g["last_observed"], tz)}
+        {
+            "dropped": g["dropped"],
+            "first": _local(g["first_observed"], tz),
+            "last": _local(g["last_observed"], tz),
+        }
         for g in store.gap_rows(site, period.start, period.end)
     ]
     return {

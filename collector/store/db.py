@@ -153,7 +153,11 @@ class Store:
         if done.rowcount == 0:
             conn.execute(
                 insert(agents).values(
-                    site=site, agent=agent, state="online", state_since=now, last_seen=now,
+                    site=site,
+                    agent=agent,
+                    state="online",
+                    state_since=now,
+                    last_seen=now,
                     version="",
                 )
             )
@@ -205,8 +209,11 @@ class Store:
         if prev is None or prev["status"] != int(r.status):
             conn.execute(
                 insert(transitions).values(
-                    site=site, target=r.target, check_key=key,
-                    from_status=prev["status"] if prev else None, to_status=int(r.status),
+                    site=site,
+                    target=r.target,
+                    check_key=key,
+                    from_status=prev["status"] if prev else None,
+                    to_status=int(r.status),
                     at=r.observed_at,
                 )
             )
@@ -219,9 +226,23 @@ class Store:
         title = f"{r.target}: {item.title_in('en') if item else r.check}"
         if r.item:
             title += f" ({r.item})"
-        self._act(conn, decision, open_inc, site, r.target, key, r.check, r.item, level, title,
-                  r.summary, r.observed_at, now, stats, data={"status": r.status.name,
-                                                              "value": _value_text(r.value)})
+        self._act(
+            conn,
+            decision,
+            open_inc,
+            site,
+            r.target,
+            key,
+            r.check,
+            r.item,
+            level,
+            title,
+            r.summary,
+            r.observed_at,
+            now,
+            stats,
+            data={"status": r.status.name, "value": _value_text(r.value)},
+        )
 
     def _act(
         self,
@@ -244,16 +265,31 @@ class Store:
         if decision.action == "open":
             inc_id = conn.execute(
                 insert(incidents).values(
-                    site=site, target=target, check_key=key, check=check, item=item,
-                    level=level, state="open", title=title, summary=summary, opened_at=at,
-                    last_seen_at=at, occurrences=1,
+                    site=site,
+                    target=target,
+                    check_key=key,
+                    check=check,
+                    item=item,
+                    level=level,
+                    state="open",
+                    title=title,
+                    summary=summary,
+                    opened_at=at,
+                    last_seen_at=at,
+                    occurrences=1,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             number = incident_number(int(inc_id), at)
             conn.execute(update(incidents).where(incidents.c.id == inc_id).values(number=number))
-            self._event(conn, int(inc_id), at, "opened", "fieldmon",
-                        f"opened at level {level}: {summary or decision.reason}",
-                        {**data, "level": level})
+            self._event(
+                conn,
+                int(inc_id),
+                at,
+                "opened",
+                "fieldmon",
+                f"opened at level {level}: {summary or decision.reason}",
+                {**data, "level": level},
+            )
             stats.opened.append(number)
         elif decision.action == "repeat" and open_inc is not None:
             conn.execute(
@@ -267,8 +303,15 @@ class Store:
                 .where(incidents.c.id == open_inc.id)
                 .values(state="resolved", resolved_at=at, last_seen_at=at)
             )
-            self._event(conn, open_inc.id, at, "resolved", "fieldmon",
-                        f"resolved automatically: {decision.reason}", data)
+            self._event(
+                conn,
+                open_inc.id,
+                at,
+                "resolved",
+                "fieldmon",
+                f"resolved automatically: {decision.reason}",
+                data,
+            )
             number = conn.execute(
                 select(incidents.c.number).where(incidents.c.id == open_inc.id)
             ).scalar_one()
@@ -277,22 +320,35 @@ class Store:
     def _record_inspection(self, conn: Connection, site: str, r: Result) -> None:
         month = f"{r.observed_at.astimezone(self.tz):%Y-%m}"
         where = and_(
-            inspection.c.month == month, inspection.c.site == site,
-            inspection.c.target == r.target, inspection.c.check_key == r.key,
+            inspection.c.month == month,
+            inspection.c.site == site,
+            inspection.c.target == r.target,
+            inspection.c.check_key == r.key,
         )
         row = conn.execute(
             select(inspection.c.worst, inspection.c.observed_at).where(where)
         ).first()
         failed = 1 if r.status in (Status.WARN, Status.CRIT) else 0
         latest = {
-            "status": int(r.status), "value": _value_text(r.value), "unit": r.unit,
-            "summary": r.summary, "observed_at": r.observed_at,
+            "status": int(r.status),
+            "value": _value_text(r.value),
+            "unit": r.unit,
+            "summary": r.summary,
+            "observed_at": r.observed_at,
         }
         if row is None:
             conn.execute(
                 insert(inspection).values(
-                    month=month, site=site, target=r.target, check_key=r.key, check=r.check,
-                    item=r.item, worst=int(r.status), samples=1, failed_samples=failed, **latest,
+                    month=month,
+                    site=site,
+                    target=r.target,
+                    check_key=r.key,
+                    check=r.check,
+                    item=r.item,
+                    worst=int(r.status),
+                    samples=1,
+                    failed_samples=failed,
+                    **latest,
                 )
             )
             return
@@ -312,8 +368,13 @@ class Store:
         if row is None:
             conn.execute(
                 insert(targets).values(
-                    site=site, target=r.target, agent=agent, **{"class": r.target_class},
-                    facts=dict(r.facts), first_seen=r.observed_at, last_seen=r.observed_at,
+                    site=site,
+                    target=r.target,
+                    agent=agent,
+                    **{"class": r.target_class},
+                    facts=dict(r.facts),
+                    first_seen=r.observed_at,
+                    last_seen=r.observed_at,
                 )
             )
             return
@@ -334,8 +395,10 @@ class Store:
         row = conn.execute(
             select(incidents.c.id, incidents.c.level, incidents.c.occurrences).where(
                 and_(
-                    incidents.c.site == site, incidents.c.target == target,
-                    incidents.c.check_key == key, incidents.c.state == "open",
+                    incidents.c.site == site,
+                    incidents.c.target == target,
+                    incidents.c.check_key == key,
+                    incidents.c.state == "open",
                 )
             )
         ).first()
@@ -361,13 +424,25 @@ class Store:
         digest = event_hash(prev_hash, incident_id, at, kind, author, text, data)
         conn.execute(
             insert(incident_events).values(
-                incident_id=incident_id, at=at, kind=kind, author=author, text=text, data=data,
-                prev_hash=prev_hash, hash=digest,
+                incident_id=incident_id,
+                at=at,
+                kind=kind,
+                author=author,
+                text=text,
+                data=data,
+                prev_hash=prev_hash,
+                hash=digest,
             )
         )
 
     def set_agent_state(
-        self, site: str, agent: str, state: str, at: datetime, version: str, policy: Policy,
+        self,
+        site: str,
+        agent: str,
+        state: str,
+        at: datetime,
+        version: str,
+        policy: Policy,
         now: datetime,
     ) -> IngestStats:
         stats = IngestStats()
@@ -377,30 +452,63 @@ class Store:
             if row is None:
                 conn.execute(
                     insert(agents).values(
-                        site=site, agent=agent, state=state, state_since=at, last_seen=now,
+                        site=site,
+                        agent=agent,
+                        state=state,
+                        state_since=at,
+                        last_seen=now,
                         version=version,
                     )
                 )
             elif row[0] != state:
                 conn.execute(
-                    update(agents).where(where).values(state=state, state_since=at,
-                                                       last_seen=now, version=version)
+                    update(agents)
+                    .where(where)
+                    .values(state=state, state_since=at, last_seen=now, version=version)
                 )
             open_inc = self._open_incident(conn, site, agent, AGENT_CHECK)
             decision = on_agent_state(open_inc, state)
             if decision.action == "repeat":
                 return stats
-            self._act(conn, decision, open_inc, site, agent, AGENT_CHECK, AGENT_CHECK, "",
-                      policy.agent_offline_level, f"{agent}: agent offline",
-                      f"agent {agent} is {state}", at, now, stats, data={"state": state})
+            self._act(
+                conn,
+                decision,
+                open_inc,
+                site,
+                agent,
+                AGENT_CHECK,
+                AGENT_CHECK,
+                "",
+                policy.agent_offline_level,
+                f"{agent}: agent offline",
+                f"agent {agent} is {state}",
+                at,
+                now,
+                stats,
+                data={"state": state},
+            )
         return stats
 
-    def record_gap(self, site: str, agent: str, dropped: int, first: datetime | None,
-                   last: datetime | None, now: datetime) -> None:
+    def record_gap(
+        self,
+        site: str,
+        agent: str,
+        dropped: int,
+        first: datetime | None,
+        last: datetime | None,
+        now: datetime,
+    ) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(gaps).values(site=site, agent=agent, dropped=dropped,
-                                             first_observed=first, last_observed=last,
-                                             recorded_at=now))
+            conn.execute(
+                insert(gaps).values(
+                    site=site,
+                    agent=agent,
+                    dropped=dropped,
+                    first_observed=first,
+                    last_observed=last,
+                    recorded_at=now,
+                )
+            )
 
     def prune_received(self, older_than: timedelta, now: datetime) -> int:
         with self.engine.begin() as conn:
@@ -413,8 +521,13 @@ class Store:
     # ----------------------------------------------------------------- reading
 
     def incidents(
-        self, *, site: str | None = None, state: str | None = None,
-        since: datetime | None = None, until: datetime | None = None, limit: int = 500,
+        self,
+        *,
+        site: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 500,
     ) -> list[RowMapping]:
         q = select(incidents).order_by(incidents.c.opened_at.desc()).limit(limit)
         if site:
@@ -430,9 +543,11 @@ class Store:
 
     def incident(self, number: str) -> tuple[RowMapping, list[RowMapping]] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(incidents).where(incidents.c.number == number)
-            ).mappings().first()
+            row = (
+                conn.execute(select(incidents).where(incidents.c.number == number))
+                .mappings()
+                .first()
+            )
             if row is None:
                 return None
             events = list(
@@ -488,8 +603,11 @@ class Store:
             return list(
                 conn.execute(
                     select(gaps).where(
-                        and_(gaps.c.site == site, gaps.c.recorded_at >= since,
-                             gaps.c.recorded_at < until)
+                        and_(
+                            gaps.c.site == site,
+                            gaps.c.recorded_at >= since,
+                            gaps.c.recorded_at < until,
+                        )
                     )
                 ).mappings()
             )
@@ -504,8 +622,15 @@ class Store:
             ).mappings()
             prev = GENESIS
             for ev in rows:
-                expect = event_hash(prev, incident_id, utc(ev["at"]), ev["kind"], ev["author"],
-                                    ev["text"], ev["data"])
+                expect = event_hash(
+                    prev,
+                    incident_id,
+                    utc(ev["at"]),
+                    ev["kind"],
+                    ev["author"],
+                    ev["text"],
+                    ev["data"],
+                )
                 if ev["prev_hash"] != prev or ev["hash"] != expect:
                     return False
                 prev = ev["hash"]
@@ -513,7 +638,12 @@ class Store:
 
 
 def event_hash(
-    prev_hash: str, incident_id: int, at: datetime | None, kind: str, author: str, text: str,
+    prev_hash: str,
+    incident_id: int,
+    at: datetime | None,
+    kind: str,
+    author: str,
+    text: str,
     data: Mapping[str, Any] | Iterable[Any],
 ) -> str:
     body = orjson.dumps(

@@ -162,4 +162,3 @@ gaps = Table(
     Column("last_observed", DateTime(timezone=True)),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
-

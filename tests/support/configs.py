@@ -20,7 +20,7 @@ def collector_toml(
     path.write_text(
         f'log_level = "DEBUG"\n{extra}\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nclient_id = "{client_id}"\n'
-        'max_backoff = 2\n'
+        "max_backoff = 2\n"
         f'[database]\nurl = "sqlite:///{tmp}/collector.db"\n'
         f'[http]\nlisten = "127.0.0.1"\nport = {port}\n'
         '[[sites]]\nname = "s1"\ncustomer = "Example Public Security Bureau"\n'
