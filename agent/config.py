@@ -5,33 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from checks.catalogue import DeviceClass, load_catalogue
 from checks.thresholds import Threshold, parse_threshold
-from checks.topics import NAME_RE
-from fieldmon.configfile import ConfigError, load_model
-from fieldmon.tls import TlsConfig
-
-Name = Annotated[str, Field(pattern=NAME_RE.pattern)]
+from fieldmon.configfile import BrokerConfig, ConfigError, Name, StrictModel, load_model
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class MqttConfig(_Model):
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: TlsConfig | None = None
+class MqttConfig(BrokerConfig):
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
     #: Longest pause between reconnection attempts when the broker is unreachable.
     max_backoff: Annotated[float, Field(gt=0, le=600)] = 60.0
 
 
-class SnmpConfig(_Model):
+class SnmpConfig(StrictModel):
     version: Literal["1", "2c", "3"] = "2c"
     port: Annotated[int, Field(ge=1, le=65535)] = 161
     community: SecretStr = SecretStr("public")
@@ -58,7 +45,7 @@ class SnmpConfig(_Model):
         return self
 
 
-class TargetConfig(_Model):
+class TargetConfig(StrictModel):
     name: Name
     device_class: str = Field(alias="class")
     probe: Literal["local", "snmp"]
@@ -95,13 +82,13 @@ class TargetConfig(_Model):
         return parse_threshold(table) if table is not None else default
 
 
-class OutboxConfig(_Model):
+class OutboxConfig(StrictModel):
     #: Results kept while the broker is unreachable; the oldest are dropped (and counted) beyond.
     max_results: Annotated[int, Field(ge=100, le=10_000_000)] = 500_000
     batch_size: Annotated[int, Field(ge=1, le=2000)] = 500
 
 
-class AgentConfig(_Model):
+class AgentConfig(StrictModel):
     site: Name
     agent: Name
     state_dir: Path = Path("/var/lib/fieldmon")

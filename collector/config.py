@@ -6,27 +6,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from checks.status import Status
-from checks.topics import NAME_RE
 from collector.incidents.engine import Policy
-from fieldmon.configfile import load_model
-from fieldmon.tls import TlsConfig
-
-Name = Annotated[str, Field(pattern=NAME_RE.pattern)]
+from fieldmon.configfile import BrokerConfig, Name, StrictModel, load_model
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class MqttConfig(_Model):
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: TlsConfig | None = None
+class MqttConfig(BrokerConfig):
     #: Persistent session name: the broker queues results for it while the collector is down.
     client_id: Annotated[str, Field(min_length=1, max_length=64)] = "fieldmon-collector"
     #: Use a shared subscription so several collectors split the results between them. Off
@@ -37,17 +24,17 @@ class MqttConfig(_Model):
     max_backoff: Annotated[float, Field(gt=0, le=600)] = 10.0
 
 
-class DatabaseConfig(_Model):
+class DatabaseConfig(StrictModel):
     #: SQLAlchemy URL: ``sqlite:///path/fieldmon.db`` (default) or ``postgresql+psycopg://…``.
     url: str = "sqlite:///var/lib/fieldmon/collector.db"
 
 
-class HttpConfig(_Model):
+class HttpConfig(StrictModel):
     listen: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8470
 
 
-class IncidentConfig(_Model):
+class IncidentConfig(StrictModel):
     open_on: list[Literal["WARN", "CRIT", "UNKNOWN"]] = ["CRIT"]
     resolve_after_ok: Annotated[int, Field(ge=1, le=100)] = 1
     agent_offline_level: Annotated[int, Field(ge=1, le=4)] = 3
@@ -60,7 +47,7 @@ class IncidentConfig(_Model):
         )
 
 
-class SiteConfig(_Model):
+class SiteConfig(StrictModel):
     """What the reports print on the cover for a site."""
 
     name: Name
@@ -70,7 +57,7 @@ class SiteConfig(_Model):
     maintainer: str = ""
 
 
-class CollectorConfig(_Model):
+class CollectorConfig(StrictModel):
     #: The contracts' time zone: month boundaries of inspections and times shown in reports.
     timezone: str = "Asia/Shanghai"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -8,11 +8,33 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from checks.topics import NAME_RE
+from fieldmon.tls import TlsConfig
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Site, agent and target names as configuration fields.
+Name = Annotated[str, Field(pattern=NAME_RE.pattern)]
+
+
+class StrictModel(BaseModel):
+    """Configuration sections: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class BrokerConfig(StrictModel):
+    """How to reach the MQTT broker; the agent and the collector extend it."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsConfig | None = None
 
 
 class ConfigError(Exception):

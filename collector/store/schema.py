@@ -3,6 +3,8 @@ records; raw samples are not kept (metric history belongs to Prometheus)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -21,6 +23,20 @@ from sqlalchemy import (
 metadata = MetaData()
 
 Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite needs INTEGER for rowid aliasing
+
+
+def _latest_result() -> list[Column[Any]]:
+    """The columns holding one result as last seen (current state and inspection record)."""
+    return [
+        Column("check", String(64), nullable=False),
+        Column("item", String(256), nullable=False),
+        Column("status", Integer, nullable=False),
+        Column("value", Text),
+        Column("unit", String(16), nullable=False),
+        Column("summary", Text, nullable=False),
+        Column("observed_at", DateTime(timezone=True), nullable=False),
+    ]
+
 
 #: Every msg_id ever accepted (pruned after the redelivery horizon): the deduplication key.
 received = Table(
@@ -59,13 +75,7 @@ current = Table(
     Column("site", String(64), primary_key=True),
     Column("target", String(64), primary_key=True),
     Column("check_key", String(330), primary_key=True),
-    Column("check", String(64), nullable=False),
-    Column("item", String(256), nullable=False),
-    Column("status", Integer, nullable=False),
-    Column("value", Text),
-    Column("unit", String(16), nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("observed_at", DateTime(timezone=True), nullable=False),
+    *_latest_result(),
     Column("since", DateTime(timezone=True), nullable=False),
     Column("ok_streak", Integer, nullable=False),
 )
@@ -91,14 +101,8 @@ inspection = Table(
     Column("site", String(64), primary_key=True),
     Column("target", String(64), primary_key=True),
     Column("check_key", String(330), primary_key=True),
-    Column("check", String(64), nullable=False),
-    Column("item", String(256), nullable=False),
-    Column("status", Integer, nullable=False),
+    *_latest_result(),
     Column("worst", Integer, nullable=False),
-    Column("value", Text),
-    Column("unit", String(16), nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("observed_at", DateTime(timezone=True), nullable=False),
     Column("samples", Integer, nullable=False),
     Column("failed_samples", Integer, nullable=False),
 )
