@@ -3,25 +3,28 @@ SHELL := /bin/bash
 PY ?= /usr/bin/python3
 VENV := .venv
 BIN := $(VENV)/bin
-# System packages the product and its tests use (Debian names).
-SYS_PKGS := python3 python3-venv python3-dev gcc mosquitto mosquitto-clients snmp snmpd \
+# System packages (Debian names): what the product runs with, and what only its tests need.
+RUN_PKGS := python3 python3-venv python3-dev gcc mosquitto mosquitto-clients snmp snmpd \
             openssh-server fonts-noto-cjk poppler-utils tzdata curl ca-certificates
+# chrony is the real NTP server the clock-offset tests query (run with -x: it never sets
+# this machine's clock).
+TEST_PKGS := $(RUN_PKGS) chrony
 
-.PHONY: run test setup system venv lint clean
+.PHONY: run test system system-test venv clean
 
-run: setup
+run: system venv
 	$(BIN)/fieldmon run
 
-test: setup
+test: system-test venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-setup: system venv
-
 # Installs only what is missing, so a second run does no network work.
-system:
-	@missing=""; for p in $(SYS_PKGS); do \
+system: PKGS = $(RUN_PKGS)
+system-test: PKGS = $(TEST_PKGS)
+system system-test:
+	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
