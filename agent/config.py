@@ -46,9 +46,12 @@ class SnmpConfig(StrictModel):
 
 
 class TargetConfig(StrictModel):
+    """One device to inspect. Its class's checklist decides what is checked and by which
+    method; the target supplies how to reach it: no ``address`` means the agent's own host
+    (``local`` items), a ``[targets.snmp]`` section enables ``snmp`` items, and so on."""
+
     name: Name
     device_class: str = Field(alias="class")
-    probe: Literal["local", "snmp"]
     address: str | None = None
     location: str = ""
     parent: Name | None = None
@@ -59,13 +62,22 @@ class TargetConfig(StrictModel):
     disabled: list[str] = []
 
     @model_validator(mode="after")
-    def _probe_needs(self) -> TargetConfig:
-        if self.probe == "snmp":
-            if not self.address:
-                raise ValueError("an snmp target needs 'address'")
-            if self.snmp is None:
-                self.snmp = SnmpConfig()
+    def _snmp_needs_address(self) -> TargetConfig:
+        if self.snmp is not None and not self.address:
+            raise ValueError("a target with [snmp] settings needs 'address'")
         return self
+
+    @property
+    def is_local(self) -> bool:
+        """The agent's own host: measured directly, not over the network."""
+        return self.address is None
+
+    def methods(self) -> set[str]:
+        """The polling methods this target is configured for."""
+        out = {"local"} if self.is_local else set()
+        if self.snmp is not None:
+            out.add("snmp")
+        return out
 
     @field_validator("thresholds")
     @classmethod
@@ -126,7 +138,31 @@ def load_agent_config(path: Path | None, data: dict[str, Any] | None = None) -> 
                 f" (known: {', '.join(sorted(catalogue))})"
             )
         _check_overrides(where, i, target, dc)
+        _check_methods(where, i, target, dc)
     return cfg
+
+
+#: Item methods that are polled by a probe (traps arrive by themselves; manual is a person).
+POLLED_METHODS = ("local", "snmp")
+
+
+def _check_methods(where: object, i: int, target: TargetConfig, dc: DeviceClass) -> None:
+    wanted = {it.method for it in dc.items if it.id not in target.disabled}
+    if "snmp" in wanted and target.snmp is None and not (target.is_local and "local" in wanted):
+        raise ConfigError(
+            f"{where}: targets[{i}]: class {dc.name!r} is checked over SNMP; give 'address'"
+            " and add a [targets.snmp] section (community, or v3 user and keys)"
+        )
+    if "local" in wanted and not target.is_local:
+        raise ConfigError(
+            f"{where}: targets[{i}]: class {dc.name!r} is measured on the agent's own host;"
+            " such a target has no 'address'"
+        )
+    if not (wanted & target.methods()):
+        raise ConfigError(
+            f"{where}: targets[{i}]: nothing to check: class {dc.name!r} uses"
+            f" {', '.join(sorted(wanted))}, the target is configured for none of them"
+        )
 
 
 def _check_overrides(where: object, i: int, target: TargetConfig, dc: DeviceClass) -> None:

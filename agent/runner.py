@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from agent.config import AgentConfig, TargetConfig
 from agent.outbox import Outbox
 from agent.probes.base import Probe
-from agent.scheduler import collect_once, run_target
+from agent.scheduler import TargetSchedule, collect_due, run_target
 from checks.catalogue import DeviceClass, load_catalogue
 from checks.result import Result
 from checks.wire import result_to_wire
@@ -32,17 +32,21 @@ class Probes:
             stored = outbox.get_state(SEEN_UP_KEY) or {}
             self.seen_up = {k: set(v) for k, v in stored.items()}
 
-    def for_target(self, target: TargetConfig) -> Probe:
-        if target.probe not in self._probes:
-            if target.probe == "local":
-                from agent.probes.local import LocalProbe
+    def for_method(self, method: str) -> Probe:
+        if method not in self._probes:
+            self._probes[method] = self._create(method)
+        return self._probes[method]
 
-                self._probes["local"] = LocalProbe(self._cfg.ntp_server)
-            else:
-                from agent.probes.snmp import SnmpProbe
+    def _create(self, method: str) -> Probe:
+        if method == "local":
+            from agent.probes.local import LocalProbe
 
-                self._probes["snmp"] = SnmpProbe(self.seen_up)
-        return self._probes[target.probe]
+            return LocalProbe(self._cfg.ntp_server)
+        if method == "snmp":
+            from agent.probes.snmp import SnmpProbe
+
+            return SnmpProbe(self.seen_up)
+        raise ValueError(f"no probe polls method {method!r}")
 
     def save_state(self) -> None:
         if self._outbox is not None and self.seen_up:
@@ -84,7 +88,7 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
     )
     tasks = [
         asyncio.create_task(
-            run_target(cfg, t, classes[t.device_class], probes.for_target(t), sink, stop),
+            run_target(cfg, t, classes[t.device_class], probes.for_method, sink, stop),
             name=f"target:{t.name}",
         )
         for t in cfg.targets
@@ -108,8 +112,9 @@ async def check_all(cfg: AgentConfig) -> list[Result]:
 
     async def one(target: TargetConfig) -> list[Result]:
         dc = classes[target.device_class]
-        checks = {i.id for i in dc.items if i.id not in target.disabled}
-        return await collect_once(probes.for_target(target), target, dc, checks)
+        schedule = TargetSchedule(target, dc, cfg.inspection_interval)
+        groups = schedule.by_method(set(schedule.intervals))
+        return await collect_due(probes.for_method, target, dc, groups)
 
     try:
         per_target = await asyncio.gather(*(one(t) for t in cfg.targets))

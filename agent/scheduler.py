@@ -28,9 +28,12 @@ class TargetSchedule:
 
     def __init__(self, target: TargetConfig, dc: DeviceClass, inspection_interval: int) -> None:
         self.intervals: dict[str, float] = {}
+        self.method: dict[str, str] = {}
+        methods = target.methods()
         for item in dc.items:
-            if item.id in target.disabled:
+            if item.id in target.disabled or item.method not in methods:
                 continue
+            self.method[item.id] = item.method
             default = item.interval if item.interval is not None else inspection_interval
             self.intervals[item.id] = float(target.intervals.get(item.id, default))
         self.next_due: dict[str, float] = dict.fromkeys(self.intervals, 0.0)
@@ -43,7 +46,13 @@ class TargetSchedule:
             self.next_due[c] = started + self.intervals[c]
 
     def sleep_for(self, now: float) -> float:
-        return max(0.0, min(self.next_due.values()) - now)
+        return max(0.0, min(self.next_due.values(), default=now + 3600) - now)
+
+    def by_method(self, checks: set[str]) -> dict[str, set[str]]:
+        groups: dict[str, set[str]] = {}
+        for c in checks:
+            groups.setdefault(self.method[c], set()).add(c)
+        return groups
 
 
 def collect_deadline(target: TargetConfig) -> float:
@@ -51,6 +60,19 @@ def collect_deadline(target: TargetConfig) -> float:
     if target.snmp is not None:
         return max(30.0, target.snmp.timeout * (target.snmp.retries + 1) * 6)
     return 30.0
+
+
+ProbeFor = Callable[[str], Probe]
+
+
+async def collect_due(
+    probe_for: ProbeFor, target: TargetConfig, dc: DeviceClass, groups: dict[str, set[str]]
+) -> list[Result]:
+    """Each method's probe collects its checks; methods of one target run concurrently."""
+    parts = await asyncio.gather(
+        *(collect_once(probe_for(method), target, dc, checks) for method, checks in groups.items())
+    )
+    return [r for part in parts for r in part]
 
 
 async def collect_once(
@@ -75,7 +97,7 @@ async def run_target(
     cfg: AgentConfig,
     target: TargetConfig,
     dc: DeviceClass,
-    probe: Probe,
+    probe_for: ProbeFor,
     sink: Sink,
     stop: asyncio.Event,
 ) -> None:
@@ -84,7 +106,7 @@ async def run_target(
         started = time.monotonic()
         due = schedule.due(started)
         if due:
-            results = await collect_once(probe, target, dc, due)
+            results = await collect_due(probe_for, target, dc, schedule.by_method(due))
             sink(results)
             schedule.done(due, started)
             log.debug(

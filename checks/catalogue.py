@@ -66,6 +66,8 @@ class DeviceClass:
     title: Mapping[str, str]
     items: tuple[CheckItem, ...]
     source: str
+    #: The class this one builds on: its items come first, ours replace those with our ids.
+    extends: str | None = None
 
     def item(self, check_id: str) -> CheckItem | None:
         for it in self.items:
@@ -165,14 +167,17 @@ def parse_class(text: str, source: str) -> DeviceClass:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"{source}: not valid TOML: {exc}") from None
-    extra = set(raw) - {"class", "title", "item"}
+    extra = set(raw) - {"class", "title", "item", "extends"}
     if extra:
         raise CatalogueError(f"{source}: unknown top-level key(s) {', '.join(sorted(extra))}")
     name = raw.get("class")
     if not isinstance(name, str) or not name:
         raise CatalogueError(f"{source}: missing 'class' (the device class name)")
-    items_raw = raw.get("item")
-    if not isinstance(items_raw, list) or not items_raw:
+    extends = raw.get("extends")
+    if extends is not None and (not isinstance(extends, str) or not extends):
+        raise CatalogueError(f"{source}: 'extends' must name a device class")
+    items_raw = raw.get("item", [])
+    if not isinstance(items_raw, list) or not (items_raw or extends):
         raise CatalogueError(f"{source}: needs at least one [[item]]")
     items = tuple(_item(source, i, it) for i, it in enumerate(items_raw))
     seen: set[str] = set()
@@ -180,7 +185,32 @@ def parse_class(text: str, source: str) -> DeviceClass:
         if it.id in seen:
             raise CatalogueError(f"{source}: item '{it.id}' is defined twice")
         seen.add(it.id)
-    return DeviceClass(name, _titles(f"{source}: title", raw.get("title")), items, source)
+    title = _titles(f"{source}: title", raw.get("title"))
+    return DeviceClass(name, title, items, source, extends)
+
+
+def _resolve(classes: dict[str, DeviceClass]) -> dict[str, DeviceClass]:
+    """Expand ``extends`` chains into complete item lists; cycles and unknown bases fail."""
+    done: dict[str, DeviceClass] = {}
+
+    def expand(name: str, chain: tuple[str, ...]) -> DeviceClass:
+        if name in done:
+            return done[name]
+        dc = classes[name]
+        if dc.extends is None:
+            done[name] = dc
+            return dc
+        if dc.extends in chain:
+            raise CatalogueError(f"{dc.source}: 'extends' loops: {' -> '.join((*chain, name))}")
+        if dc.extends not in classes:
+            raise CatalogueError(f"{dc.source}: extends unknown class {dc.extends!r}")
+        base = expand(dc.extends, (*chain, name))
+        own = {it.id: it for it in dc.items}
+        merged = [own.pop(it.id, it) for it in base.items] + list(own.values())
+        done[name] = DeviceClass(dc.name, dc.title, tuple(merged), dc.source, dc.extends)
+        return done[name]
+
+    return {name: expand(name, ()) for name in classes}
 
 
 def load_file(path: Path) -> DeviceClass:
@@ -211,4 +241,4 @@ def load_catalogue(extra_dirs: Iterable[Path] = ()) -> dict[str, DeviceClass]:
         for path in sorted(Path(folder).glob("*.toml")):
             dc = load_file(path)
             classes[dc.name] = dc
-    return classes
+    return _resolve(classes)

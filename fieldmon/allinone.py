@@ -125,7 +125,7 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
         f"site = {_toml_str(site)}\nagent = {_toml_str(safe)}\n"
         f"state_dir = {_toml_str(str(state_dir / 'agent'))}\n"
         f"[mqtt]\nhost = {_toml_str(host)}\nport = {port}\n"
-        f'[[targets]]\nname = {_toml_str(safe)}\nclass = "linux-server"\nprobe = "local"\n'
+        f'[[targets]]\nname = {_toml_str(safe)}\nclass = "linux-server"\n'
     )
     me = [sys.executable, "-m", "fieldmon"]
     procs.append(("collector", subprocess.Popen([*me, "collector", "run", "--config", str(coll)])))

@@ -108,3 +108,35 @@ def test_cli_show_and_validate(tmp_path: Path) -> None:
     assert f"{bad}: item 'ups.on_battery'.level" in failed.stderr
     unknown = fieldmon("checklist", "show", "--class", "toaster")
     assert unknown.returncode == 2 and "known: " in unknown.stderr
+
+
+def test_extends_inherits_and_overrides(tmp_path: Path) -> None:
+    (tmp_path / "cam.toml").write_text(
+        """
+class = "test-camera"
+extends = "snmp-device"
+title = { zh-CN = "摄像机", en = "Camera" }
+[[item]]
+id = "snmp.reachable"
+title = { zh-CN = "摄像机在线", en = "Camera online" }
+category = "hardware"
+method = "snmp"
+level = 3
+interval = 60
+threshold = { match = ["up"] }
+""",
+        encoding="utf-8",
+    )
+    classes = load_catalogue([tmp_path])
+    cam, base = classes["test-camera"], classes["snmp-device"]
+    assert [i.id for i in cam.items] == [i.id for i in base.items]
+    assert cam.item("snmp.reachable").level == 3  # type: ignore[union-attr]
+    assert base.item("snmp.reachable").level == 2  # type: ignore[union-attr]
+    (tmp_path / "loop.toml").write_text(
+        'class = "a"\nextends = "b"\ntitle = { zh-CN = "甲", en = "A" }\n', encoding="utf-8"
+    )
+    (tmp_path / "loop2.toml").write_text(
+        'class = "b"\nextends = "a"\ntitle = { zh-CN = "乙", en = "B" }\n', encoding="utf-8"
+    )
+    with pytest.raises(CatalogueError, match="loops"):
+        load_catalogue([tmp_path])

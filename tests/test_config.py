@@ -17,7 +17,6 @@ port = {port}
 [[targets]]
 name = "host1"
 class = "linux-server"
-probe = "local"
 """
 
 
@@ -26,21 +25,32 @@ probe = "local"
     [
         (('site = "s1"', 'site = "bad/site"'), "site: String should match pattern"),
         (("port = 1883", "port = 99999"), "mqtt.port: Input should be less than or equal"),
-        (('probe = "local"', 'probe = "local"\ncolour = "red"'), "targets[0].colour: unknown key"),
+        (
+            ('class = "linux-server"', 'class = "linux-server"\ncolour = "red"'),
+            "targets[0].colour: unknown key",
+        ),
         (
             ('class = "linux-server"', 'class = "toaster"'),
             "targets[0].class: unknown device class 'toaster'",
         ),
-        (('probe = "local"', 'probe = "snmp"'), "an snmp target needs 'address'"),
+        (('class = "linux-server"', 'class = "snmp-device"'), "add a [targets.snmp] section"),
+        (
+            ('class = "linux-server"', 'class = "linux-server"\naddress = "192.0.2.1"'),
+            "measured on the agent's own host",
+        ),
+        (
+            ('class = "linux-server"', 'class = "linux-server"\n[targets.snmp]\nport = 161'),
+            "a target with [snmp] settings needs 'address'",
+        ),
         (
             (
-                'probe = "local"',
-                'probe = "local"\nthresholds = { "cpu.usage" = { upper = [9, 1] } }',
+                'class = "linux-server"',
+                'class = "linux-server"\nthresholds = { "cpu.usage" = { upper = [9, 1] } }',
             ),
             "threshold for 'cpu.usage'",
         ),
         (
-            ('probe = "local"', 'probe = "local"\nintervals = { "no.such" = 60 }'),
+            ('class = "linux-server"', 'class = "linux-server"\nintervals = { "no.such" = 60 }'),
             "targets[0].intervals.no.such: no such check",
         ),
         (("[[targets]]", "[[targets]]\n[[targets"), "not valid TOML"),
@@ -82,7 +92,8 @@ def test_agent_check_exit_code_follows_crit(tmp_path: Path) -> None:
     # A threshold every host exceeds: memory use is always above 0.001 %.
     cfg.write_text(
         base.replace(
-            'probe = "local"', 'probe = "local"\nthresholds = { "mem.usage" = { upper = [0.001] } }'
+            'class = "linux-server"',
+            'class = "linux-server"\nthresholds = { "mem.usage" = { upper = [0.001] } }',
         )
     )
     crit = fieldmon("agent", "check", "--config", str(cfg))

@@ -30,7 +30,6 @@ def test_device_down_opens_incident_and_report_shows_it(tmp_path: Path) -> None:
 [[targets]]
 name = "sw-core"
 class = "snmp-device"
-probe = "snmp"
 address = "127.0.0.1"
 location = "Machine room A, rack 3"
 intervals = {{ "snmp.reachable" = {INTERVAL}, "snmp.uptime" = {INTERVAL} }}

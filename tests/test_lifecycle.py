@@ -27,12 +27,22 @@ def test_killed_agent_opens_one_incident_by_last_will(tmp_path: Path, own_broker
         cfg_path = tmp_path / "agent-fast.toml"
         cfg_path.write_text(cfg.replace("max_backoff = 2", "max_backoff = 2\nkeepalive = 5"))
         agent = Proc(["agent", "run", "--config", str(cfg_path)], tmp_path / "a.log")
-        wait_for(lambda: [a for a in http_json(f"{base}/api/agents") if a["state"] == "online"],
-                 20, what="agent online")
+        wait_for(
+            lambda: [a for a in http_json(f"{base}/api/agents") if a["state"] == "online"],
+            20,
+            what="agent online",
+        )
         agent.stop(signal.SIGKILL)
         killed = time.monotonic()
-        incs = wait_for(lambda: [i for i in http_json(f"{base}/api/incidents?state=open")
-                                 if i["check"] == "agent.online"], 20, what="last-will incident")
+        incs = wait_for(
+            lambda: [
+                i
+                for i in http_json(f"{base}/api/incidents?state=open")
+                if i["check"] == "agent.online"
+            ],
+            20,
+            what="last-will incident",
+        )
         # The broker sends the will after 1.5 keepalives without a packet (5 s here).
         assert time.monotonic() - killed <= 12
         assert len(incs) == 1 and incs[0]["target"] == "a1" and incs[0]["level"] == 3
@@ -41,8 +51,11 @@ def test_killed_agent_opens_one_incident_by_last_will(tmp_path: Path, own_broker
 
         # Restarted, the agent says online again and the incident resolves by itself.
         agent = Proc(["agent", "run", "--config", str(cfg_path)], tmp_path / "a2.log")
-        wait_for(lambda: http_json(f"{base}/api/incidents/{incs[0]['number']}")["state"]
-                 == "resolved", 20, what="agent incident resolved")
+        wait_for(
+            lambda: http_json(f"{base}/api/incidents/{incs[0]['number']}")["state"] == "resolved",
+            20,
+            what="agent incident resolved",
+        )
         assert agent.stop() == 0
 
         # The incident CLI reads the same database.
@@ -68,9 +81,20 @@ def test_all_in_one_run(tmp_path: Path) -> None:
     state = tmp_path / "var"
     log = (tmp_path / "run.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fieldmon", "run", "--state-dir", str(state),
-         "--http-port", str(http_port), "--site", "demo"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "fieldmon",
+            "run",
+            "--state-dir",
+            str(state),
+            "--http-port",
+            str(http_port),
+            "--site",
+            "demo",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{http_port}"
     try:
@@ -79,8 +103,11 @@ def test_all_in_one_run(tmp_path: Path) -> None:
         def host_checks() -> set[str]:
             return {r["check"] for r in http_json(f"{base}/api/status?site=demo")}
 
-        checks = wait_for(lambda: (c := host_checks()) >= {"cpu.usage", "disk.usage"} and c,
-                          40, what="this host's results")
+        checks = wait_for(
+            lambda: (c := host_checks()) >= {"cpu.usage", "disk.usage"} and c,
+            40,
+            what="this host's results",
+        )
         assert "inventory.host" in checks
         printed = (tmp_path / "run.log").read_text()
         assert f"metrics     http://127.0.0.1:{http_port}/metrics" in printed
@@ -92,9 +119,22 @@ def test_all_in_one_run(tmp_path: Path) -> None:
     assert rc == 0, (tmp_path / "run.log").read_text()
     # The report command printed by `fieldmon run` works on what was collected.
     month = time.strftime("%Y-%m", time.gmtime(time.time() + 8 * 3600))
-    done = fieldmon("report", "monthly", "--config", str(state / "collector.toml"), "--site",
-                    "demo", "--month", month, "--lang", "en", "--format", "html",
-                    "--out", str(tmp_path / "r"))
+    done = fieldmon(
+        "report",
+        "monthly",
+        "--config",
+        str(state / "collector.toml"),
+        "--site",
+        "demo",
+        "--month",
+        month,
+        "--lang",
+        "en",
+        "--format",
+        "html",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert done.returncode == 0, done.stderr
     html = (tmp_path / "r" / f"monthly-demo-{month}-en.html").read_text()
     assert "Monthly inspection report" in html and "Disk space used" in html

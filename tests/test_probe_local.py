@@ -17,7 +17,7 @@ from agent.config import TargetConfig
 from agent.probes.local import LocalProbe
 from checks.catalogue import load_catalogue
 
-TARGET = TargetConfig.model_validate({"name": "host1", "class": "linux-server", "probe": "local"})
+TARGET = TargetConfig.model_validate({"name": "host1", "class": "linux-server"})
 ALL = {i.id for i in load_catalogue()["linux-server"].items}
 
 

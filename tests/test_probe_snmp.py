@@ -298,7 +298,6 @@ async def test_unreachable_port_is_down_quickly(probe: SnmpProbe) -> None:
         {
             "name": "gone",
             "class": "snmp-device",
-            "probe": "snmp",
             "address": HOST,
             "snmp": {"port": port, "timeout": 1.0, "retries": 1},
         }
@@ -318,7 +317,6 @@ async def test_silent_device_times_out_within_budget(probe: SnmpProbe, silent_ud
         {
             "name": "dead",
             "class": "snmp-device",
-            "probe": "snmp",
             "address": HOST,
             "snmp": {"port": silent_udp, "timeout": 0.5, "retries": 1},
         }
@@ -339,7 +337,6 @@ async def test_dead_device_does_not_delay_live_one(
         {
             "name": "dead",
             "class": "snmp-device",
-            "probe": "snmp",
             "address": HOST,
             "snmp": {"port": silent_udp, "timeout": 2.0, "retries": 0},
         }
@@ -406,7 +403,6 @@ async def test_device_dying_mid_collection_costs_one_timeout(
         {
             "name": "dying",
             "class": "snmp-device",
-            "probe": "snmp",
             "address": HOST,
             "snmp": {"port": flaky.port, "community": "comware_a5500", "timeout": 0.3},
         }

@@ -47,6 +47,5 @@ LOCAL_TARGET = """
 [[targets]]
 name = "host1"
 class = "linux-server"
-probe = "local"
 intervals = { "cpu.usage" = 5, "mem.usage" = 5 }
 """

@@ -254,7 +254,6 @@ class SnmpSim:
             {
                 "name": name or re.sub(r"[^A-Za-z0-9_.-]", "_", community),
                 "class": device_class,
-                "probe": "snmp",
                 "address": self.host,
                 "snmp": settings,
             }
