@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from checks.status import Status
+from collector.incidents.calendar import make_calendar
 from collector.incidents.engine import Policy
+from collector.incidents.rules import Rules, Window
+from collector.incidents.sla import DEFAULT_TARGETS, LevelTargets, SlaPolicy
 from fieldmon.configfile import BrokerConfig, Name, StrictModel, load_model
 
 
@@ -34,17 +38,119 @@ class HttpConfig(StrictModel):
     port: Annotated[int, Field(ge=0, le=65535)] = 8470
 
 
+Level = Annotated[int, Field(ge=1, le=4)]
+Minutes = Annotated[float, Field(gt=0)]
+
+
 class IncidentConfig(StrictModel):
     open_on: list[Literal["WARN", "CRIT", "UNKNOWN"]] = ["CRIT"]
     resolve_after_ok: Annotated[int, Field(ge=1, le=100)] = 1
-    agent_offline_level: Annotated[int, Field(ge=1, le=4)] = 3
+    agent_offline_level: Level = 3
+    flap_threshold: Annotated[int, Field(ge=2, le=1000)] = 6
+    flap_window_minutes: Minutes = 60
+    dependency_window_minutes: Minutes = 10
+    stale_intervals: Annotated[float, Field(ge=1.5, le=100)] = 3
+    stale_level: Level = 3
 
-    def policy(self) -> Policy:
+    def policy(self, level_overrides: dict[str, int] | None = None) -> Policy:
         return Policy(
             open_on=frozenset(Status[s] for s in self.open_on),
             resolve_after_ok=self.resolve_after_ok,
             agent_offline_level=self.agent_offline_level,
+            flap_threshold=self.flap_threshold,
+            flap_window=timedelta(minutes=self.flap_window_minutes),
+            dependency_window=timedelta(minutes=self.dependency_window_minutes),
+            stale_intervals=self.stale_intervals,
+            stale_level=self.stale_level,
+            level_overrides=dict(level_overrides or {}),
         )
+
+
+class LevelTargetsConfig(StrictModel):
+    respond_minutes: Minutes | None = None
+    onsite_minutes: Minutes | None = None
+    restore_minutes: Minutes | None = None
+    resolve_minutes: Minutes | None = None
+
+
+class SlaConfig(StrictModel):
+    """A contract's clocks. Unset level targets keep the defaults of the contracts
+    (respond 5/5/10/10 min, on site 1 h/2 h, resolve 2 h/4 h/3 days/7 days)."""
+
+    calendar: Literal["7x24", "workdays-cn"] = "7x24"
+    working_hours: tuple[time, time] = (time(9, 0), time(18, 0))
+    tier2_share: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    tier3_share: Annotated[float, Field(gt=0, lt=1)] = 0.45
+    levels: dict[Literal["1", "2", "3", "4"], LevelTargetsConfig] = {}
+
+    @model_validator(mode="after")
+    def _order(self) -> SlaConfig:
+        if self.tier3_share <= self.tier2_share:
+            raise ValueError("tier3_share must be greater than tier2_share")
+        if self.working_hours[1] <= self.working_hours[0]:
+            raise ValueError("working_hours must be [start, end] with end after start")
+        return self
+
+    def policy(self, tz: ZoneInfo) -> SlaPolicy:
+        targets = dict(DEFAULT_TARGETS)
+        for key, cfg in self.levels.items():
+            base = targets[int(key)]
+
+            def pick(value: float | None, default: timedelta | None) -> timedelta | None:
+                return timedelta(minutes=value) if value is not None else default
+
+            targets[int(key)] = LevelTargets(
+                respond=pick(cfg.respond_minutes, base.respond),
+                onsite=pick(cfg.onsite_minutes, base.onsite),
+                restore=pick(cfg.restore_minutes, base.restore),
+                resolve=pick(cfg.resolve_minutes, base.resolve) or base.resolve,
+            )
+        return SlaPolicy(
+            calendar=make_calendar(self.calendar, tz, self.working_hours),
+            targets=targets,
+            tier2_share=self.tier2_share,
+            tier3_share=self.tier3_share,
+        )
+
+
+class ContractConfig(StrictModel):
+    """Per-contract rules for the sites it covers: clocks and fault levels by check id."""
+
+    name: str
+    sites: Annotated[list[Name], Field(min_length=1)]
+    sla: SlaConfig = SlaConfig()
+    levels: dict[str, Level] = {}
+
+
+class WeeklyConfig(StrictModel):
+    days: Annotated[
+        list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]], Field(min_length=1)
+    ]
+    at: time
+    hours: Annotated[float, Field(gt=0, le=168)]
+
+
+class MaintenanceConfig(StrictModel):
+    """A planned window: checks failing inside it open nothing and SLA clocks stop."""
+
+    site: Name
+    targets: list[Name] = []
+    start: datetime | None = None
+    end: datetime | None = None
+    weekly: WeeklyConfig | None = None
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MaintenanceConfig:
+        once = self.start is not None or self.end is not None
+        if once == (self.weekly is not None):
+            raise ValueError("give either start and end, or weekly")
+        if once:
+            if self.start is None or self.end is None or self.start.tzinfo is None:
+                raise ValueError("start and end need both, with a time zone offset")
+            if self.end is not None and self.end <= self.start:
+                raise ValueError("end must be after start")
+        return self
 
 
 class SiteConfig(StrictModel):
@@ -66,6 +172,9 @@ class CollectorConfig(StrictModel):
     database: DatabaseConfig = DatabaseConfig()
     http: HttpConfig = HttpConfig()
     incidents: IncidentConfig = IncidentConfig()
+    sla: SlaConfig = SlaConfig()
+    contracts: list[ContractConfig] = []
+    maintenance: list[MaintenanceConfig] = []
     sites: list[SiteConfig] = []
 
     @field_validator("sites")
@@ -88,6 +197,37 @@ class CollectorConfig(StrictModel):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def rules(self) -> Rules:
+        """Everything the incident engine applies, per site."""
+        tz = self.tz
+        site_policy: dict[str, Policy] = {}
+        site_sla: dict[str, SlaPolicy] = {}
+        for contract in self.contracts:
+            for site in contract.sites:
+                site_policy[site] = self.incidents.policy(contract.levels)
+                site_sla[site] = contract.sla.policy(tz)
+        windows = [
+            Window(
+                site=m.site,
+                targets=frozenset(m.targets),
+                start=m.start,
+                end=m.end,
+                days=frozenset(m.weekly.days) if m.weekly else frozenset(),
+                at=m.weekly.at if m.weekly else None,
+                length=timedelta(hours=m.weekly.hours) if m.weekly else timedelta(0),
+                tz=tz,
+                reason=m.reason,
+            )
+            for m in self.maintenance
+        ]
+        return Rules(
+            policy=self.incidents.policy(),
+            sla=self.sla.policy(tz),
+            site_policy=site_policy,
+            site_sla=site_sla,
+            windows=windows,
+        )
 
     def site(self, name: str) -> SiteConfig:
         for s in self.sites:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from checks.catalogue import DeviceClass
 from checks.topics import parse_topic
 from checks.wire import Rejected, RejectReason, decode_batch, decode_status
-from collector.incidents.engine import Policy
+from collector.incidents.rules import Rules
 from collector.metrics import IngestCounters
 from collector.store.db import IngestStats, Store
 
@@ -33,12 +33,12 @@ class Ingestor:
         self,
         store: Store,
         classes: Mapping[str, DeviceClass],
-        policy: Policy,
+        rules: Rules,
         counters: IngestCounters,
     ) -> None:
         self.store = store
         self.classes = classes
-        self.policy = policy
+        self.rules = rules
         self.counters = counters
         self._last_logged: dict[tuple[str, str], float] = {}
 
@@ -59,13 +59,13 @@ class Ingestor:
                     status.state,
                     status.at,
                     status.version,
-                    self.policy,
+                    self.rules,
                     now,
                 )
             elif parts.kind == "results":
                 results = decode_batch(msg.payload, parts)
                 stats = self.store.ingest(
-                    parts.site, parts.agent, results, self.classes, self.policy, now
+                    parts.site, parts.agent, results, self.classes, self.rules, now
                 )
                 self.counters.results.inc(stats.accepted)
                 self.counters.duplicates.inc(stats.duplicates)

@@ -15,6 +15,7 @@ import uvicorn
 from checks.catalogue import load_catalogue
 from collector.config import CollectorConfig
 from collector.http.app import create_app
+from collector.incidents.rules import Rules
 from collector.ingest import Ingestor
 from collector.metrics import build_registry
 from collector.mqtt_source import SourceState, consume
@@ -47,6 +48,25 @@ async def _housekeeping(store: Store, executor: ThreadPoolExecutor, stop: asynci
         await pause(stop, 3600)
 
 
+#: How often stale targets, SLA tiers, breaches and maintenance pauses are checked.
+CLOCK_TICK = 5.0
+
+
+async def _clock(
+    store: Store, rules: Rules, executor: ThreadPoolExecutor, stop: asyncio.Event
+) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            stats = await loop.run_in_executor(executor, store.sweep, rules, datetime.now(UTC))
+            for raised in stats.raised:
+                log.info("incident %s %s: %s", raised.number, raised.kind, raised.summary)
+        except Exception:
+            log.exception("clock sweep failed; trying again in %.0fs", CLOCK_TICK)
+        if await pause(stop, CLOCK_TICK):
+            return
+
+
 async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -55,7 +75,8 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
     classes = load_catalogue(cfg.catalogue_dirs)
     store = Store(cfg.database.url, cfg.tz)
     registry, counters = build_registry(store)
-    ingestor = Ingestor(store, classes, cfg.incidents.policy(), counters)
+    rules = cfg.rules()
+    ingestor = Ingestor(store, classes, rules, counters)
     state = SourceState()
     # One writer thread: SQLite allows one writer anyway, and it keeps batches in order.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
@@ -74,6 +95,7 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
         asyncio.create_task(consume(cfg.mqtt, ingestor, executor, stop, state), name="mqtt"),
         asyncio.create_task(server.serve(), name="http"),
         asyncio.create_task(_housekeeping(store, executor, stop), name="housekeeping"),
+        asyncio.create_task(_clock(store, rules, executor, stop), name="clock"),
     ]
     log.info(
         "collector starting: database %s, HTTP on http://%s:%d/",

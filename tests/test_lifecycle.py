@@ -69,7 +69,7 @@ def test_killed_agent_opens_one_incident_by_last_will(tmp_path: Path, own_broker
         assert shown.returncode == 0
         assert "opened" in shown.stdout and "resolved" in shown.stdout
         assert "HASH CHAIN BROKEN" not in shown.stdout
-        missing = fieldmon("incidents", "show", "INC-000000-000000", "--config", str(coll_cfg))
+        missing = fieldmon("incidents", "show", "FM-000000-0000", "--config", str(coll_cfg))
         assert missing.returncode == 1 and "no incident" in missing.stderr
     finally:
         collector.stop()

@@ -48,7 +48,7 @@ def test_open_repeat_resolve(store: Store) -> None:
     [inc] = store.incidents(state="open")
     assert inc["level"] == 2  # snmp.reachable is a level-2 item in the catalogue
     assert inc["occurrences"] == 2
-    assert inc["number"].startswith("INC-202611-")
+    assert inc["number"].startswith("FM-202611-")
     s = _ingest(store, _r(Status.OK, T0 + timedelta(minutes=3)))
     assert s.resolved == [inc["number"]]  # type: ignore[attr-defined]
     assert store.incidents(state="open") == []

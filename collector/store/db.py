@@ -7,14 +7,11 @@ the MQTT message is acknowledged only after it commits: a crash can redeliver, n
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     Connection,
     Engine,
@@ -24,6 +21,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -32,49 +30,52 @@ from checks.catalogue import DeviceClass
 from checks.result import Result
 from checks.status import Status
 from collector.incidents.engine import (
-    Decision,
-    OpenIncident,
+    REACHABILITY,
+    Context,
     Policy,
-    incident_number,
+    is_flapping,
+    is_stale,
     on_agent_state,
     on_result,
+)
+from collector.incidents.rules import Rules
+from collector.store.incident_ops import (
+    GENESIS,
+    SYSTEM,
+    IncidentOps,
+    IngestStats,
+    event_hash,
 )
 from collector.store.schema import (
     agents,
     gaps,
     incident_events,
+    incident_impacts,
     incidents,
     inspection,
+    maintenance,
     metadata,
     received,
     targets,
     transitions,
 )
 from collector.store.schema import current as current_t
+from collector.store.times import utc
+
+__all__ = ["IngestStats", "Store", "utc"]
 
 AGENT_CHECK = "agent.online"
-GENESIS = "0" * 64
+STALE_CHECK = "data.stale"
 
 
-def utc(dt: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; everything in fieldmon is UTC."""
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+class ActionError(ValueError):
+    """A person's action that cannot be applied (unknown incident, wrong state)."""
 
 
 def _value_text(value: float | str | None) -> str | None:
     if value is None:
         return None
     return f"{value:g}" if isinstance(value, float) else value
-
-
-@dataclass(slots=True)
-class IngestStats:
-    accepted: int = 0
-    duplicates: int = 0
-    opened: list[str] = field(default_factory=list)
-    resolved: list[str] = field(default_factory=list)
 
 
 def make_engine(url: str) -> Engine:
@@ -115,9 +116,10 @@ class Store:
         agent: str,
         results: Sequence[Result],
         classes: Mapping[str, DeviceClass],
-        policy: Policy,
+        rules: Rules | Policy,
         now: datetime,
     ) -> IngestStats:
+        rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
         stats = IngestStats()
         with self.engine.begin() as conn:
             ids = [r.msg_id for r in results]
@@ -139,8 +141,9 @@ class Store:
             # Results of one target in observation order, so transitions are in order too.
             fresh.sort(key=lambda r: (r.target, r.observed_at))
             self._touch_agent(conn, site, agent, now)
+            ops = IncidentOps(conn)
             for r in fresh:
-                self._apply(conn, site, agent, r, classes, policy, now, stats)
+                self._apply(conn, ops, site, agent, r, classes, rules, stats)
             stats.accepted = len(fresh)
         return stats
 
@@ -165,16 +168,16 @@ class Store:
     def _apply(
         self,
         conn: Connection,
+        ops: IncidentOps,
         site: str,
         agent: str,
         r: Result,
         classes: Mapping[str, DeviceClass],
-        policy: Policy,
-        now: datetime,
+        rules: Rules,
         stats: IngestStats,
     ) -> None:
         key = r.key
-        self._upsert_target(conn, site, agent, r)
+        facts = self._upsert_target(conn, ops, site, agent, r, rules, stats)
         where = and_(
             current_t.c.site == site, current_t.c.target == r.target, current_t.c.check_key == key
         )
@@ -185,6 +188,14 @@ class Store:
             # but never let it overwrite newer state or move incidents backwards.
             self._record_inspection(conn, site, r)
             return
+        if prev is not None and prev_observed is not None and r.check in REACHABILITY:
+            gap = (r.observed_at - prev_observed).total_seconds()
+            if gap > 0:
+                conn.execute(
+                    update(targets)
+                    .where(and_(targets.c.site == site, targets.c.target == r.target))
+                    .values(cadence=min(max(gap, 5.0), 86_400.0))
+                )
         ok_streak = ((prev["ok_streak"] if prev else 0) + 1) if r.status == Status.OK else 0
         values = {
             "check": r.check,
@@ -196,6 +207,7 @@ class Store:
             "observed_at": r.observed_at,
             "ok_streak": ok_streak,
         }
+        changed = prev is None or prev["status"] != int(r.status)
         if prev is None:
             conn.execute(
                 insert(current_t).values(
@@ -203,10 +215,10 @@ class Store:
                 )
             )
         else:
-            if prev["status"] != int(r.status):
+            if changed:
                 values["since"] = r.observed_at
             conn.execute(update(current_t).where(where).values(**values))
-        if prev is None or prev["status"] != int(r.status):
+        if changed:
             conn.execute(
                 insert(transitions).values(
                     site=site,
@@ -218,104 +230,65 @@ class Store:
                 )
             )
         self._record_inspection(conn, site, r)
-        open_inc = self._open_incident(conn, site, r.target, key)
-        decision = on_result(open_inc, r.status, ok_streak, policy)
+        policy = rules.policy_for(site)
+        open_inc = ops.open_for(site, r.target, key)
+        if open_inc is None and r.status not in policy.open_on:
+            if r.status == Status.OK:
+                ops.clear_impact(site, r.target, key, r.observed_at)
+            return  # the common case: healthy and nothing open
+        flapping = is_flapping(
+            ops.changes_within(site, r.target, key, r.observed_at - policy.flap_window), policy
+        )
+        ctx = Context(
+            flapping=flapping,
+            in_maintenance=self._in_maintenance(conn, rules, site, r.target, r.observed_at),
+            parent_down=ops.parent_down(site, r.target) if open_inc is None else None,
+        )
+        decision = on_result(open_inc, r.status, ok_streak, policy, ctx)
         dc = classes.get(r.target_class)
         item = dc.item(r.check) if dc else None
-        level = item.level if item else 3
+        level = policy.level_overrides.get(r.check, item.level if item else 3)
         title = f"{r.target}: {item.title_in('en') if item else r.check}"
         if r.item:
             title += f" ({r.item})"
-        self._act(
-            conn,
+        ops.apply(
             decision,
             open_inc,
-            site,
-            r.target,
-            key,
-            r.check,
-            r.item,
-            level,
-            title,
-            r.summary,
-            r.observed_at,
-            now,
-            stats,
+            site=site,
+            target=r.target,
+            key=key,
+            check=r.check,
+            item=r.item,
+            level=level,
+            title=title,
+            summary=r.summary,
+            at=r.observed_at,
+            stats=stats,
+            policy=policy,
+            parent=ctx.parent_down,
+            device_class=r.target_class,
+            vendor=str(facts.get("vendor", "")),
             data={"status": r.status.name, "value": _value_text(r.value)},
         )
 
-    def _act(
-        self,
-        conn: Connection,
-        decision: Decision,
-        open_inc: OpenIncident | None,
-        site: str,
-        target: str,
-        key: str,
-        check: str,
-        item: str,
-        level: int,
-        title: str,
-        summary: str,
-        at: datetime,
-        now: datetime,
-        stats: IngestStats,
-        data: dict[str, Any],
-    ) -> None:
-        if decision.action == "open":
-            inc_id = conn.execute(
-                insert(incidents).values(
-                    site=site,
-                    target=target,
-                    check_key=key,
-                    check=check,
-                    item=item,
-                    level=level,
-                    state="open",
-                    title=title,
-                    summary=summary,
-                    opened_at=at,
-                    last_seen_at=at,
-                    occurrences=1,
+    def _in_maintenance(
+        self, conn: Connection, rules: Rules, site: str, target: str, at: datetime
+    ) -> bool:
+        if rules.configured_window(site, target, at) is not None:
+            return True
+        row = conn.execute(
+            select(maintenance.c.id)
+            .where(
+                and_(
+                    maintenance.c.site == site,
+                    or_(maintenance.c.target == "", maintenance.c.target == target),
+                    maintenance.c.starts_at <= at,
+                    maintenance.c.ends_at > at,
                 )
-            ).inserted_primary_key[0]  # type: ignore[index]
-            number = incident_number(int(inc_id), at)
-            conn.execute(update(incidents).where(incidents.c.id == inc_id).values(number=number))
-            self._event(
-                conn,
-                int(inc_id),
-                at,
-                "opened",
-                "fieldmon",
-                f"opened at level {level}: {summary or decision.reason}",
-                {**data, "level": level},
             )
-            stats.opened.append(number)
-        elif decision.action == "repeat" and open_inc is not None:
-            conn.execute(
-                update(incidents)
-                .where(incidents.c.id == open_inc.id)
-                .values(last_seen_at=at, occurrences=incidents.c.occurrences + 1, summary=summary)
-            )
-        elif decision.action == "resolve" and open_inc is not None:
-            conn.execute(
-                update(incidents)
-                .where(incidents.c.id == open_inc.id)
-                .values(state="resolved", resolved_at=at, last_seen_at=at)
-            )
-            self._event(
-                conn,
-                open_inc.id,
-                at,
-                "resolved",
-                "fieldmon",
-                f"resolved automatically: {decision.reason}",
-                data,
-            )
-            number = conn.execute(
-                select(incidents.c.number).where(incidents.c.id == open_inc.id)
-            ).scalar_one()
-            stats.resolved.append(str(number))
+            .limit(1)
+        ).first()
+        return row is not None
 
     def _record_inspection(self, conn: Connection, site: str, r: Result) -> None:
         month = f"{r.observed_at.astimezone(self.tz):%Y-%m}"
@@ -362,9 +335,21 @@ class Store:
             values.update(latest)
         conn.execute(update(inspection).where(where).values(**values))
 
-    def _upsert_target(self, conn: Connection, site: str, agent: str, r: Result) -> None:
+    def _upsert_target(
+        self,
+        conn: Connection,
+        ops: IncidentOps,
+        site: str,
+        agent: str,
+        r: Result,
+        rules: Rules,
+        stats: IngestStats,
+    ) -> dict[str, Any]:
+        """Keep the target's identity facts; data arriving again ends a "no data" incident."""
         where = and_(targets.c.site == site, targets.c.target == r.target)
-        row = conn.execute(select(targets.c.facts, targets.c.last_seen).where(where)).first()
+        row = conn.execute(
+            select(targets.c.facts, targets.c.last_seen, targets.c.stale).where(where)
+        ).first()
         if row is None:
             conn.execute(
                 insert(targets).values(
@@ -375,65 +360,26 @@ class Store:
                     facts=dict(r.facts),
                     first_seen=r.observed_at,
                     last_seen=r.observed_at,
+                    stale=False,
                 )
             )
-            return
+            return dict(r.facts)
         values: dict[str, Any] = {"agent": agent, "class": r.target_class}
         last = utc(row[1])
         if last is None or r.observed_at > last:
             values["last_seen"] = r.observed_at
+        merged = dict(row[0] or {})
         if r.facts:
-            merged = dict(row[0] or {})
             merged.update(r.facts)
             if merged != row[0]:
                 values["facts"] = merged
+        if row[2]:
+            values["stale"] = False
+            inc = ops.open_for(site, r.target, STALE_CHECK)
+            if inc is not None:
+                ops.resolve(inc.id, r.observed_at, "results arriving again", stats)
         conn.execute(update(targets).where(where).values(**values))
-
-    def _open_incident(
-        self, conn: Connection, site: str, target: str, key: str
-    ) -> OpenIncident | None:
-        row = conn.execute(
-            select(incidents.c.id, incidents.c.level, incidents.c.occurrences).where(
-                and_(
-                    incidents.c.site == site,
-                    incidents.c.target == target,
-                    incidents.c.check_key == key,
-                    incidents.c.state == "open",
-                )
-            )
-        ).first()
-        return OpenIncident(int(row[0]), int(row[1]), int(row[2])) if row else None
-
-    def _event(
-        self,
-        conn: Connection,
-        incident_id: int,
-        at: datetime,
-        kind: str,
-        author: str,
-        text: str,
-        data: dict[str, Any],
-    ) -> None:
-        prev = conn.execute(
-            select(incident_events.c.hash)
-            .where(incident_events.c.incident_id == incident_id)
-            .order_by(incident_events.c.id.desc())
-            .limit(1)
-        ).scalar()
-        prev_hash = prev or GENESIS
-        digest = event_hash(prev_hash, incident_id, at, kind, author, text, data)
-        conn.execute(
-            insert(incident_events).values(
-                incident_id=incident_id,
-                at=at,
-                kind=kind,
-                author=author,
-                text=text,
-                data=data,
-                prev_hash=prev_hash,
-                hash=digest,
-            )
-        )
+        return merged
 
     def set_agent_state(
         self,
@@ -442,9 +388,11 @@ class Store:
         state: str,
         at: datetime,
         version: str,
-        policy: Policy,
+        rules: Rules | Policy,
         now: datetime,
     ) -> IngestStats:
+        rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
+        policy = rules.policy_for(site)
         stats = IngestStats()
         with self.engine.begin() as conn:
             where = and_(agents.c.site == site, agents.c.agent == agent)
@@ -455,7 +403,7 @@ class Store:
                         site=site,
                         agent=agent,
                         state=state,
-                        state_since=at,
+                        state_since=now,
                         last_seen=now,
                         version=version,
                     )
@@ -464,29 +412,28 @@ class Store:
                 conn.execute(
                     update(agents)
                     .where(where)
-                    .values(state=state, state_since=at, last_seen=now, version=version)
+                    .values(state=state, state_since=now, last_seen=now, version=version)
                 )
-            open_inc = self._open_incident(conn, site, agent, AGENT_CHECK)
+            ops = IncidentOps(conn)
+            open_inc = ops.open_for(site, agent, AGENT_CHECK)
             decision = on_agent_state(open_inc, state)
-            if decision.action == "repeat":
-                return stats
-            self._act(
-                conn,
-                decision,
-                open_inc,
-                site,
-                agent,
-                AGENT_CHECK,
-                AGENT_CHECK,
-                "",
-                policy.agent_offline_level,
-                f"{agent}: agent offline",
-                f"agent {agent} is {state}",
-                at,
-                now,
-                stats,
-                data={"state": state},
-            )
+            if decision.action == "open":
+                ops.open(
+                    site=site,
+                    target=agent,
+                    key=AGENT_CHECK,
+                    check=AGENT_CHECK,
+                    item="",
+                    level=policy.agent_offline_level,
+                    title=f"{agent}: agent offline",
+                    summary=f"agent {agent} went offline (no last sign of life since {at:%H:%M})",
+                    at=now,
+                    stats=stats,
+                    source="agent",
+                    data={"state": state},
+                )
+            elif decision.action == "resolve" and open_inc is not None:
+                ops.resolve(open_inc.id, now, "agent back online", stats, data={"state": state})
         return stats
 
     def record_gap(
@@ -518,20 +465,302 @@ class Store:
                 ).rowcount
             )
 
+    # ----------------------------------------------------------------- the clock
+
+    def sweep(self, rules: Rules, now: datetime) -> IngestStats:
+        """Time-driven duties, run every few seconds: targets gone quiet, SLA tiers and
+        breaches, SLA pauses following maintenance windows."""
+        stats = IngestStats()
+        with self.engine.begin() as conn:
+            ops = IncidentOps(conn)
+            self._sweep_stale(conn, ops, rules, now, stats)
+            rows = conn.execute(select(incidents).where(incidents.c.state == "open")).mappings()
+            for row in list(rows):
+                site, target = row["site"], row["target"]
+                in_window = self._in_maintenance(conn, rules, site, target, now)
+                pauses = row["pauses"] or []
+                running = bool(pauses) and pauses[-1][1] is None
+                if in_window and not running:
+                    ops.pause(int(row["id"]), now, "maintenance window", SYSTEM)
+                elif running and not in_window and pauses[-1][2] == "maintenance window":
+                    ops.resume(int(row["id"]), now, SYSTEM, "maintenance window ended")
+                ops.escalate(ops.row(int(row["id"])), rules.sla_for(site), now, stats)
+        return stats
+
+    def _sweep_stale(
+        self, conn: Connection, ops: IncidentOps, rules: Rules, now: datetime, stats: IngestStats
+    ) -> None:
+        """A target whose results stopped arriving goes UNKNOWN and gets one incident, unless
+        its agent is offline (the agent's incident already covers every target it watches)."""
+        agent_state = {
+            (a["site"], a["agent"]): a["state"] for a in conn.execute(select(agents)).mappings()
+        }
+        rows = conn.execute(select(targets).where(targets.c.stale.is_(False))).mappings().all()
+        for t in rows:
+            site, target = t["site"], t["target"]
+            policy = rules.policy_for(site)
+            last = utc(t["last_seen"])
+            if last is None or not is_stale(last, t["cadence"], now, policy):
+                continue
+            if agent_state.get((site, t["agent"])) != "online":
+                continue
+            conn.execute(
+                update(targets)
+                .where(and_(targets.c.site == site, targets.c.target == target))
+                .values(stale=True)
+            )
+            quiet = f"no results since {last.isoformat()}"
+            conn.execute(
+                update(current_t)
+                .where(
+                    and_(
+                        current_t.c.site == site,
+                        current_t.c.target == target,
+                        current_t.c.status != int(Status.UNKNOWN),
+                    )
+                )
+                .values(status=int(Status.UNKNOWN), summary=quiet, since=now, ok_streak=0)
+            )
+            if self._in_maintenance(conn, rules, site, target, now):
+                continue
+            if ops.open_for(site, target, STALE_CHECK) is None:
+                ops.open(
+                    site=site,
+                    target=target,
+                    key=STALE_CHECK,
+                    check=STALE_CHECK,
+                    item="",
+                    level=policy.stale_level,
+                    title=f"{target}: no data",
+                    summary=quiet,
+                    at=now,
+                    stats=stats,
+                    source="stale",
+                    device_class=str(t["class"]),
+                    vendor=str((t["facts"] or {}).get("vendor", "")),
+                )
+
+    # ----------------------------------------------------------------- people's actions
+
+    def _by_number(self, conn: Connection, number: str) -> RowMapping:
+        row = conn.execute(select(incidents).where(incidents.c.number == number)).mappings().first()
+        if row is None:
+            raise ActionError(f"no incident {number}")
+        return row
+
+    def act(self, number: str, action: str, author: str, now: datetime, **args: Any) -> IngestStats:
+        """Apply one person's action to an incident, recorded on its timeline.
+
+        Actions: ack, assign (to), note (text), activity (kind, text), level (level, reason),
+        pause (reason), resume, onsite, restore, resolve (text), close (score, comment),
+        analysis (symptoms, handling, result, prevention).
+        """
+        stats = IngestStats()
+        with self.engine.begin() as conn:
+            ops = IncidentOps(conn)
+            row = self._by_number(conn, number)
+            inc_id, state = int(row["id"]), str(row["state"])
+            text = str(args.get("text", "")).strip()
+
+            def need(*states: str) -> None:
+                if state not in states:
+                    raise ActionError(f"{number} is {state}; {action} needs {' or '.join(states)}")
+
+            def set_(**values: Any) -> None:
+                conn.execute(update(incidents).where(incidents.c.id == inc_id).values(**values))
+
+            if action == "ack":
+                need("open")
+                if row["responded_at"] is None:
+                    set_(responded_at=now)
+                ops.event(inc_id, now, "acknowledged", author, text or "acknowledged")
+            elif action == "assign":
+                need("open", "resolved")
+                to = str(args.get("to", "")).strip()
+                if not to:
+                    raise ActionError("assign needs the engineer's name")
+                set_(assignee=to, **({"responded_at": now} if row["responded_at"] is None else {}))
+                ops.event(inc_id, now, "assigned", author, f"taken over by {to}", {"to": to})
+            elif action == "note":
+                if not text:
+                    raise ActionError("a note needs text")
+                ops.event(inc_id, now, "note", author, text)
+            elif action == "activity":
+                kind = str(args.get("kind", ""))
+                if kind not in ("call", "remote", "visit", "part", "other"):
+                    raise ActionError("activity kind is one of call, remote, visit, part, other")
+                if not text:
+                    raise ActionError("an activity needs a description")
+                ops.event(inc_id, now, f"activity:{kind}", author, text, {"kind": kind})
+            elif action == "level":
+                need("open")
+                level = int(args.get("level", 0))
+                if not 1 <= level <= 4:
+                    raise ActionError("level must be 1-4")
+                reason = text or str(args.get("reason", "")).strip()
+                if not reason:
+                    raise ActionError("changing the level needs a reason")
+                set_(level=level)
+                ops.event(
+                    inc_id,
+                    now,
+                    "level",
+                    author,
+                    f"level {row['level']} -> {level}: {reason}",
+                    {"from": int(row["level"]), "to": level},
+                )
+            elif action == "pause":
+                need("open")
+                if not ops.pause(inc_id, now, text or "waiting on the customer", author):
+                    raise ActionError(f"{number} is already paused")
+            elif action == "resume":
+                need("open")
+                if not ops.resume(inc_id, now, author, text):
+                    raise ActionError(f"{number} is not paused")
+            elif action in ("onsite", "restore"):
+                need("open")
+                column = "onsite_at" if action == "onsite" else "restored_at"
+                set_(**{column: now})
+                ops.event(
+                    inc_id,
+                    now,
+                    action,
+                    author,
+                    text or ("engineer on site" if action == "onsite" else "service restored"),
+                )
+            elif action == "resolve":
+                need("open")
+                if not text:
+                    raise ActionError("resolving needs a description of what was done")
+                ops.resolve(inc_id, now, text, stats, author=author)
+            elif action == "close":
+                need("resolved")
+                score = args.get("score")
+                if score is not None and not 1 <= int(score) <= 5:
+                    raise ActionError("satisfaction score is 1-5")
+                comment = str(args.get("comment", ""))
+                set_(
+                    state="closed",
+                    closed_at=now,
+                    satisfaction=int(score) if score is not None else None,
+                    satisfaction_comment=comment,
+                )
+                ops.event(
+                    inc_id,
+                    now,
+                    "closed",
+                    author,
+                    "closed" + (f"; satisfaction {score}/5" if score is not None else ""),
+                    {"score": score, "comment": comment},
+                )
+            elif action == "analysis":
+                need("resolved", "closed")
+                fields = ("symptoms", "handling", "result", "prevention")
+                report = {f: str(args.get(f, "")).strip() for f in fields}
+                missing = [f for f in fields if not report[f]]
+                if missing:
+                    raise ActionError(f"fault analysis needs {', '.join(missing)}")
+                set_(analysis={**report, "author": author, "at": now.isoformat()})
+                ops.event(inc_id, now, "analysis", author, "fault analysis report filed", report)
+            else:
+                raise ActionError(f"unknown action {action!r}")
+        return stats
+
+    def open_manual(
+        self,
+        *,
+        site: str,
+        target: str,
+        level: int,
+        title: str,
+        description: str,
+        caller: Mapping[str, str],
+        author: str,
+        now: datetime,
+    ) -> tuple[str, IngestStats]:
+        """An incident opened by hand: a customer's phone call, an engineer's finding."""
+        if not 1 <= level <= 4:
+            raise ActionError("level must be 1-4")
+        if not title.strip():
+            raise ActionError("a title is required")
+        stats = IngestStats()
+        with self.engine.begin() as conn:
+            ops = IncidentOps(conn)
+            key = f"manual.{int(now.timestamp() * 1000)}"
+            inc = ops.open(
+                site=site,
+                target=target or site,
+                key=key,
+                check="manual",
+                item="",
+                level=level,
+                title=title.strip(),
+                summary=description.strip(),
+                at=now,
+                stats=stats,
+                source="manual",
+                author=author,
+                caller=caller,
+            )
+        return inc.number, stats
+
+    def add_window(
+        self, site: str, target: str, start: datetime, end: datetime, reason: str, author: str
+    ) -> int:
+        if end <= start:
+            raise ActionError("a maintenance window must end after it starts")
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    insert(maintenance).values(
+                        site=site,
+                        target=target,
+                        starts_at=start,
+                        ends_at=end,
+                        reason=reason,
+                        author=author,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+
     # ----------------------------------------------------------------- reading
 
     def incidents(
         self,
         *,
         site: str | None = None,
+        sites: Sequence[str] | None = None,
         state: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        level: int | None = None,
+        vendor: str | None = None,
+        device_class: str | None = None,
+        check: str | None = None,
+        target: str | None = None,
         limit: int = 500,
+        offset: int = 0,
     ) -> list[RowMapping]:
-        q = select(incidents).order_by(incidents.c.opened_at.desc()).limit(limit)
+        """Search the tracking record (point 9: by vendor, type and time range, and more)."""
+        q = (
+            select(incidents)
+            .order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
         if site:
             q = q.where(incidents.c.site == site)
+        if sites is not None:
+            q = q.where(incidents.c.site.in_(list(sites)))
+        for column, value in (
+            (incidents.c.level, level),
+            (incidents.c.vendor, vendor),
+            (incidents.c.device_class, device_class),
+            (incidents.c.check, check),
+            (incidents.c.target, target),
+        ):
+            if value is not None and value != "":
+                q = q.where(column == value)
         if state:
             q = q.where(incidents.c.state == state)
         if since:
@@ -558,6 +787,16 @@ class Store:
                 ).mappings()
             )
         return row, events
+
+    def impacts(self, incident_id: int) -> list[RowMapping]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(incident_impacts)
+                    .where(incident_impacts.c.incident_id == incident_id)
+                    .order_by(incident_impacts.c.target)
+                ).mappings()
+            )
 
     def open_counts(self) -> list[tuple[str, int, int]]:
         """(site, level, count) of open incidents."""
@@ -614,6 +853,10 @@ class Store:
 
     def verify_timeline(self, incident_id: int) -> bool:
         """Recompute the hash chain of an incident's timeline; False if any entry changed."""
+        return self.first_broken(incident_id) is None
+
+    def first_broken(self, incident_id: int) -> int | None:
+        """Id of the first timeline entry whose hash does not match, or None if intact."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(incident_events)
@@ -632,22 +875,17 @@ class Store:
                     ev["data"],
                 )
                 if ev["prev_hash"] != prev or ev["hash"] != expect:
-                    return False
+                    return int(ev["id"])
                 prev = ev["hash"]
-        return True
+        return None
 
-
-def event_hash(
-    prev_hash: str,
-    incident_id: int,
-    at: datetime | None,
-    kind: str,
-    author: str,
-    text: str,
-    data: Mapping[str, Any] | Iterable[Any],
-) -> str:
-    body = orjson.dumps(
-        [prev_hash, incident_id, at.isoformat() if at else None, kind, author, text, data],
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return hashlib.sha256(body).hexdigest()
+    def verify_all(self) -> list[tuple[str, int]]:
+        """(incident number, first broken entry id) for every incident whose chain is broken."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(incidents.c.id, incidents.c.number)).all()
+        out: list[tuple[str, int]] = []
+        for inc_id, number in rows:
+            broken = self.first_broken(int(inc_id))
+            if broken is not None:
+                out.append((str(number), broken))
+        return out

@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 
@@ -67,6 +70,9 @@ targets = Table(
     Column("facts", JSON, nullable=False),
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
+    #: Seconds between the target's reachability results: how late is "no data".
+    Column("cadence", Float),
+    Column("stale", Boolean, nullable=False, server_default=false()),
 )
 
 current = Table(
@@ -117,15 +123,40 @@ incidents = Table(
     Column("check_key", String(330), nullable=False),
     Column("check", String(64), nullable=False),
     Column("item", String(256), nullable=False),
+    #: Device class and vendor at opening, for classifying and searching (point 9).
+    Column("device_class", String(64), nullable=False, server_default=""),
+    Column("vendor", String(64), nullable=False, server_default=""),
     Column("level", Integer, nullable=False),
+    #: open → resolved → closed; ``merged`` = folded into a parent device's incident.
     Column("state", String(16), nullable=False),
+    #: auto (a check), agent (last will), stale (no data), manual (a call, opened by hand).
+    Column("source", String(16), nullable=False, server_default="auto"),
     Column("title", Text, nullable=False),
     Column("summary", Text, nullable=False),
     Column("opened_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
     Column("occurrences", Integer, nullable=False),
+    Column("tier", Integer, nullable=False, server_default="1"),
+    Column("flapping", Boolean, nullable=False, server_default=false()),
+    Column("assignee", String(64), nullable=False, server_default=""),
+    Column("responded_at", DateTime(timezone=True)),
+    Column("onsite_at", DateTime(timezone=True)),
+    Column("restored_at", DateTime(timezone=True)),
+    #: SLA pauses (waiting on the customer, maintenance): [[start, end|null, reason], …].
+    Column("pauses", JSON, nullable=False),
+    #: Deadlines already escalated as breached, so each is raised once.
+    Column("breaches", JSON, nullable=False),
+    Column("merged_into", ForeignKey("incidents.id")),
+    Column("impact_count", Integer, nullable=False, server_default="0"),
+    Column("caller", JSON, nullable=False),
+    Column("satisfaction", Integer),
+    Column("satisfaction_comment", Text, nullable=False, server_default=""),
+    Column("analysis", JSON),
+    Column("analysis_due", DateTime(timezone=True)),
     Index("ix_incidents_site_opened", "site", "opened_at"),
+    Index("ix_incidents_state", "state"),
     # The database itself guarantees one open incident per (target, check), also when
     # several collectors share it.
     Index(
@@ -137,6 +168,30 @@ incidents = Table(
         sqlite_where=text("state = 'open'"),
         postgresql_where=text("state = 'open'"),
     ),
+)
+
+#: Children affected by a parent's outage (cameras behind a switch that is down).
+incident_impacts = Table(
+    "incident_impacts",
+    metadata,
+    Column("incident_id", ForeignKey("incidents.id"), primary_key=True),
+    Column("target", String(64), primary_key=True),
+    Column("check_key", String(330), primary_key=True),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("cleared_at", DateTime(timezone=True)),
+)
+
+#: One-off maintenance windows entered by engineers (recurring ones live in the config).
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("target", String(64), nullable=False, server_default=""),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("author", String(64), nullable=False),
 )
 
 #: Append-only timeline; each entry's hash covers the previous one (tamper evidence).

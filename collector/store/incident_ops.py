@@ -1,0 +1,690 @@
+"""Incident rows and their timelines, written inside the caller's transaction.
+
+Everything that changes an incident goes through :class:`IncidentOps`, so the rules that keep
+the tracking record honest live in one place: exactly one open incident per (target, check)
+(also enforced by a unique index), every change appended to a hash-chained timeline, children
+of a device that is down recorded as its impact instead of incidents of their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
+
+from checks.status import Status
+from collector.incidents.engine import (
+    REACHABILITY,
+    Decision,
+    OpenIncident,
+    Policy,
+    incident_number,
+)
+from collector.incidents.sla import Clock, Pause, SlaPolicy
+from collector.store.schema import (
+    current,
+    incident_events,
+    incident_impacts,
+    incidents,
+    targets,
+    transitions,
+)
+from collector.store.times import utc
+
+GENESIS = "0" * 64
+SYSTEM = "fieldmon"
+
+
+def event_hash(
+    prev_hash: str,
+    incident_id: int,
+    at: datetime | None,
+    kind: str,
+    author: str,
+    text: str,
+    data: Mapping[str, Any] | Iterable[Any],
+) -> str:
+    body = orjson.dumps(
+        [prev_hash, incident_id, at.isoformat() if at else None, kind, author, text, data],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(slots=True)
+class Raised:
+    """Something that must be told to people (a notification), produced inside a transaction
+    and handed to the notifier only after it commits."""
+
+    number: str
+    kind: str  # opened, escalated, breached, resolved
+    site: str
+    target: str
+    level: int
+    tier: int
+    title: str
+    summary: str
+    at: datetime
+    deadline: datetime | None = None
+
+
+@dataclass(slots=True)
+class IngestStats:
+    accepted: int = 0
+    duplicates: int = 0
+    opened: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    attached: int = 0
+    suppressed: int = 0
+    raised: list[Raised] = field(default_factory=list)
+
+
+def clock_of(row: RowMapping) -> Clock:
+    return Clock(
+        opened_at=_u(row["opened_at"]),
+        level=int(row["level"]),
+        pauses=tuple(
+            Pause(_u(datetime.fromisoformat(p[0])), _opt(p[1]), str(p[2]) if len(p) > 2 else "")
+            for p in (row["pauses"] or [])
+        ),
+        responded_at=utc(row["responded_at"]),
+        onsite_at=utc(row["onsite_at"]),
+        restored_at=utc(row["restored_at"]),
+        resolved_at=utc(row["resolved_at"]),
+    )
+
+
+def _u(dt: datetime | None) -> datetime:
+    value = utc(dt)
+    assert value is not None
+    return value
+
+
+def _opt(text: str | None) -> datetime | None:
+    return _u(datetime.fromisoformat(text)) if text else None
+
+
+class IncidentOps:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # ------------------------------------------------------------------ lookups
+
+    def open_for(self, site: str, target: str, key: str) -> OpenIncident | None:
+        row = self.conn.execute(
+            select(
+                incidents.c.id,
+                incidents.c.level,
+                incidents.c.occurrences,
+                incidents.c.flapping,
+                incidents.c.number,
+            ).where(
+                and_(
+                    incidents.c.site == site,
+                    incidents.c.target == target,
+                    incidents.c.check_key == key,
+                    incidents.c.state == "open",
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return OpenIncident(int(row[0]), int(row[1]), int(row[2]), bool(row[3]), str(row[4]))
+
+    def row(self, incident_id: int) -> RowMapping:
+        return (
+            self.conn.execute(select(incidents).where(incidents.c.id == incident_id))
+            .mappings()
+            .one()
+        )
+
+    def parent_of(self, site: str, target: str) -> str | None:
+        facts = self.conn.execute(
+            select(targets.c.facts).where(and_(targets.c.site == site, targets.c.target == target))
+        ).scalar()
+        parent = (facts or {}).get("parent")
+        return str(parent) if parent else None
+
+    def parent_down(self, site: str, target: str) -> OpenIncident | None:
+        """The nearest ancestor with an open "device gone" incident (cycle-safe)."""
+        seen = {target}
+        node = self.parent_of(site, target)
+        while node and node not in seen and len(seen) < 16:
+            seen.add(node)
+            for key in REACHABILITY:
+                inc = self.open_for(site, node, key)
+                if inc is not None:
+                    return inc
+            node = self.parent_of(site, node)
+        return None
+
+    def descendants(self, site: str, target: str) -> set[str]:
+        rows = self.conn.execute(
+            select(targets.c.target, targets.c.facts).where(targets.c.site == site)
+        ).all()
+        children: dict[str, list[str]] = {}
+        for name, facts in rows:
+            parent = (facts or {}).get("parent")
+            if parent:
+                children.setdefault(str(parent), []).append(str(name))
+        out: set[str] = set()
+        todo = [target]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in out and child != target:
+                    out.add(child)
+                    todo.append(child)
+        return out
+
+    def changes_within(self, site: str, target: str, key: str, since: datetime) -> int:
+        return int(
+            self.conn.execute(
+                select(func.count()).where(
+                    and_(
+                        transitions.c.site == site,
+                        transitions.c.target == target,
+                        transitions.c.check_key == key,
+                        transitions.c.at >= since,
+                        transitions.c.from_status.is_not(None),
+                    )
+                )
+            ).scalar_one()
+        )
+
+    # ------------------------------------------------------------------ timeline
+
+    def event(
+        self,
+        incident_id: int,
+        at: datetime,
+        kind: str,
+        author: str,
+        text: str,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        prev = self.conn.execute(
+            select(incident_events.c.hash)
+            .where(incident_events.c.incident_id == incident_id)
+            .order_by(incident_events.c.id.desc())
+            .limit(1)
+        ).scalar()
+        prev_hash = prev or GENESIS
+        body = dict(data or {})
+        digest = event_hash(prev_hash, incident_id, at, kind, author, text, body)
+        self.conn.execute(
+            insert(incident_events).values(
+                incident_id=incident_id,
+                at=at,
+                kind=kind,
+                author=author,
+                text=text,
+                data=body,
+                prev_hash=prev_hash,
+                hash=digest,
+            )
+        )
+
+    # ------------------------------------------------------------------ changes
+
+    def open(
+        self,
+        *,
+        site: str,
+        target: str,
+        key: str,
+        check: str,
+        item: str,
+        level: int,
+        title: str,
+        summary: str,
+        at: datetime,
+        stats: IngestStats,
+        source: str = "auto",
+        author: str = SYSTEM,
+        device_class: str = "",
+        vendor: str = "",
+        caller: Mapping[str, str] | None = None,
+        flapping: bool = False,
+        data: Mapping[str, Any] | None = None,
+    ) -> OpenIncident:
+        inc_id = int(
+            self.conn.execute(
+                insert(incidents).values(
+                    site=site,
+                    target=target,
+                    check_key=key,
+                    check=check,
+                    item=item,
+                    device_class=device_class,
+                    vendor=vendor,
+                    level=level,
+                    state="open",
+                    source=source,
+                    title=title,
+                    summary=summary,
+                    opened_at=at,
+                    last_seen_at=at,
+                    occurrences=1,
+                    tier=1,
+                    flapping=flapping,
+                    pauses=[],
+                    breaches=[],
+                    caller=dict(caller or {}),
+                    impact_count=0,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        )
+        number = incident_number(inc_id, at)
+        self.conn.execute(update(incidents).where(incidents.c.id == inc_id).values(number=number))
+        self.event(
+            inc_id,
+            at,
+            "opened",
+            author,
+            f"opened at level {level}: {summary or title}",
+            {**(data or {}), "level": level, "source": source},
+        )
+        if flapping:
+            self.event(inc_id, at, "flapping", SYSTEM, "the check is flapping")
+        stats.opened.append(number)
+        stats.raised.append(Raised(number, "opened", site, target, level, 1, title, summary, at))
+        return OpenIncident(inc_id, level, 1, flapping, number)
+
+    def repeat(self, inc: OpenIncident, at: datetime, summary: str, mark_flapping: bool) -> None:
+        values: dict[str, Any] = {
+            "last_seen_at": at,
+            "occurrences": incidents.c.occurrences + 1,
+            "summary": summary,
+        }
+        if mark_flapping:
+            values["flapping"] = True
+            self.event(inc.id, at, "flapping", SYSTEM, "the check is flapping; kept open")
+        self.conn.execute(update(incidents).where(incidents.c.id == inc.id).values(**values))
+
+    def mark_flapping(self, inc: OpenIncident, at: datetime) -> None:
+        self.conn.execute(update(incidents).where(incidents.c.id == inc.id).values(flapping=True))
+        self.event(inc.id, at, "flapping", SYSTEM, "the check is flapping; kept open")
+
+    def resolve(
+        self,
+        inc_id: int,
+        at: datetime,
+        text: str,
+        stats: IngestStats,
+        author: str = SYSTEM,
+        data: Mapping[str, Any] | None = None,
+        analysis_within: timedelta = timedelta(days=3),
+    ) -> None:
+        row = self.row(inc_id)
+        if row["state"] != "open":
+            return
+        self.conn.execute(
+            update(incidents)
+            .where(incidents.c.id == inc_id)
+            .values(
+                state="resolved",
+                resolved_at=at,
+                last_seen_at=at,
+                pauses=_close_pauses(row["pauses"], at),
+                analysis_due=at + analysis_within,
+            )
+        )
+        self.event(inc_id, at, "resolved", author, text, data)
+        stats.resolved.append(str(row["number"]))
+        stats.raised.append(
+            Raised(
+                str(row["number"]),
+                "resolved",
+                row["site"],
+                row["target"],
+                int(row["level"]),
+                int(row["tier"]),
+                row["title"],
+                text,
+                at,
+            )
+        )
+
+    def attach(self, parent: OpenIncident, site: str, target: str, key: str, at: datetime) -> bool:
+        """Record ``target``'s failure as impact of the parent's incident; True if new."""
+        exists = self.conn.execute(
+            select(incident_impacts.c.cleared_at).where(
+                and_(
+                    incident_impacts.c.incident_id == parent.id,
+                    incident_impacts.c.target == target,
+                    incident_impacts.c.check_key == key,
+                )
+            )
+        ).first()
+        if exists is not None:
+            if exists[0] is not None:
+                self.conn.execute(
+                    update(incident_impacts)
+                    .where(
+                        and_(
+                            incident_impacts.c.incident_id == parent.id,
+                            incident_impacts.c.target == target,
+                            incident_impacts.c.check_key == key,
+                        )
+                    )
+                    .values(cleared_at=None)
+                )
+            return False
+        self.conn.execute(
+            insert(incident_impacts).values(
+                incident_id=parent.id, target=target, check_key=key, first_at=at, cleared_at=None
+            )
+        )
+        count = self._count_impacted(parent.id)
+        self.conn.execute(
+            update(incidents).where(incidents.c.id == parent.id).values(impact_count=count)
+        )
+        return True
+
+    def _count_impacted(self, inc_id: int) -> int:
+        return int(
+            self.conn.execute(
+                select(func.count(func.distinct(incident_impacts.c.target))).where(
+                    incident_impacts.c.incident_id == inc_id
+                )
+            ).scalar_one()
+        )
+
+    def clear_impact(self, site: str, target: str, key: str, at: datetime) -> None:
+        """A child recovered while its parent's incident is open."""
+        open_ids = select(incidents.c.id).where(
+            and_(incidents.c.site == site, incidents.c.state == "open")
+        )
+        self.conn.execute(
+            update(incident_impacts)
+            .where(
+                and_(
+                    incident_impacts.c.incident_id.in_(open_ids),
+                    incident_impacts.c.target == target,
+                    incident_impacts.c.check_key == key,
+                    incident_impacts.c.cleared_at.is_(None),
+                )
+            )
+            .values(cleared_at=at)
+        )
+
+    def merge_children(
+        self, parent: OpenIncident, site: str, parent_target: str, at: datetime, policy: Policy
+    ) -> None:
+        """Fold incidents that children opened shortly before their parent went down."""
+        kids = self.descendants(site, parent_target)
+        if not kids:
+            return
+        rows = (
+            self.conn.execute(
+                select(incidents).where(
+                    and_(
+                        incidents.c.site == site,
+                        incidents.c.state == "open",
+                        incidents.c.target.in_(kids),
+                        incidents.c.opened_at >= at - policy.dependency_window,
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
+        for r in rows:
+            self.attach(parent, site, r["target"], r["check_key"], _u(r["opened_at"]))
+            self.conn.execute(
+                update(incidents)
+                .where(incidents.c.id == r["id"])
+                .values(state="merged", merged_into=parent.id, resolved_at=at)
+            )
+            self.event(
+                int(r["id"]),
+                at,
+                "merged",
+                SYSTEM,
+                f"part of {parent.number}: {parent_target} is down",
+                {"into": parent.number},
+            )
+        if rows:
+            self.event(
+                parent.id,
+                at,
+                "impact",
+                SYSTEM,
+                f"{len(rows)} earlier incident(s) of devices behind {parent_target} folded in",
+                {"merged": [str(r["number"]) for r in rows]},
+            )
+
+    def still_failing_children(self, inc_id: int, policy: Policy) -> list[RowMapping]:
+        """Impacted children whose current status still fails (for their own incidents)."""
+        rows = self.conn.execute(
+            select(incident_impacts.c.target, incident_impacts.c.check_key).where(
+                and_(
+                    incident_impacts.c.incident_id == inc_id,
+                    incident_impacts.c.cleared_at.is_(None),
+                )
+            )
+        ).all()
+        out: list[RowMapping] = []
+        failing = [int(s) for s in policy.open_on]
+        site = self.row(inc_id)["site"]
+        for target, key in rows:
+            cur = (
+                self.conn.execute(
+                    select(current).where(
+                        and_(
+                            current.c.site == site,
+                            current.c.target == target,
+                            current.c.check_key == key,
+                            current.c.status.in_(failing),
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if cur is not None:
+                out.append(cur)
+        return out
+
+    def apply(
+        self,
+        decision: Decision,
+        inc: OpenIncident | None,
+        *,
+        site: str,
+        target: str,
+        key: str,
+        check: str,
+        item: str,
+        level: int,
+        title: str,
+        summary: str,
+        at: datetime,
+        stats: IngestStats,
+        policy: Policy,
+        parent: OpenIncident | None = None,
+        device_class: str = "",
+        vendor: str = "",
+        source: str = "auto",
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Carry out a decision of the engine for one (target, check)."""
+        act = decision.action
+        if act == "open":
+            new = self.open(
+                site=site,
+                target=target,
+                key=key,
+                check=check,
+                item=item,
+                level=level,
+                title=title,
+                summary=summary,
+                at=at,
+                stats=stats,
+                source=source,
+                device_class=device_class,
+                vendor=vendor,
+                flapping=decision.mark_flapping,
+                data=data,
+            )
+            if check in REACHABILITY:
+                self.merge_children(new, site, target, at, policy)
+        elif act == "repeat" and inc is not None:
+            self.repeat(inc, at, summary, decision.mark_flapping)
+        elif act == "hold" and inc is not None and decision.mark_flapping:
+            self.mark_flapping(inc, at)
+        elif act == "resolve" and inc is not None:
+            self.resolve(inc.id, at, f"resolved automatically: {decision.reason}", stats, data=data)
+            for child in self.still_failing_children(inc.id, policy):
+                self._open_for_child(child, inc, at, stats, policy)
+        elif act == "attach" and parent is not None:
+            if self.attach(parent, site, target, key, at):
+                stats.attached += 1
+        elif act == "suppress":
+            stats.suppressed += 1
+        elif act == "none" and decision.mark_flapping and inc is not None:
+            self.mark_flapping(inc, at)
+
+    def _open_for_child(
+        self,
+        child: RowMapping,
+        parent: OpenIncident,
+        at: datetime,
+        stats: IngestStats,
+        policy: Policy,
+    ) -> None:
+        if self.open_for(child["site"], child["target"], child["check_key"]) is not None:
+            return
+        trow = self.conn.execute(
+            select(targets.c["class"], targets.c.facts).where(
+                and_(targets.c.site == child["site"], targets.c.target == child["target"])
+            )
+        ).first()
+        title = f"{child['target']}: {child['check']}" + (
+            f" ({child['item']})" if child["item"] else ""
+        )
+        level = policy.level_overrides.get(child["check"], 3)
+        self.open(
+            site=child["site"],
+            target=child["target"],
+            key=child["check_key"],
+            check=child["check"],
+            item=child["item"],
+            level=level,
+            title=title,
+            summary=f"still failing after {parent.number} was resolved: {child['summary']}",
+            at=at,
+            stats=stats,
+            device_class=str(trow[0]) if trow else "",
+            vendor=str((trow[1] or {}).get("vendor", "")) if trow else "",
+            data={"after": parent.number, "status": Status(child["status"]).name},
+        )
+
+    # ------------------------------------------------------------------ SLA
+
+    def escalate(self, row: RowMapping, sla: SlaPolicy, now: datetime, stats: IngestStats) -> None:
+        """Raise tier and breach escalations that are due; each is recorded once."""
+        from collector.incidents.sla import breached, deadlines, tier
+
+        clock = clock_of(row)
+        inc_id, number = int(row["id"]), str(row["number"])
+        new_tier = tier(clock, sla, now)
+        due = deadlines(clock, sla, now)
+        if new_tier > int(row["tier"]):
+            self.conn.execute(
+                update(incidents).where(incidents.c.id == inc_id).values(tier=new_tier)
+            )
+            who = {2: "the named response owner", 3: "the product maintainer"}[new_tier]
+            self.event(
+                inc_id,
+                now,
+                "escalated",
+                SYSTEM,
+                f"escalated to tier {new_tier} ({who})",
+                {"tier": new_tier},
+            )
+            stats.raised.append(
+                Raised(
+                    number,
+                    "escalated",
+                    row["site"],
+                    row["target"],
+                    int(row["level"]),
+                    new_tier,
+                    row["title"],
+                    f"tier {new_tier}: {who}",
+                    now,
+                    due.get("resolve"),
+                )
+            )
+        done = set(row["breaches"] or [])
+        for kind in sorted(breached(clock, sla, now) - done):
+            done.add(kind)
+            self.conn.execute(
+                update(incidents).where(incidents.c.id == inc_id).values(breaches=sorted(done))
+            )
+            deadline_at = due.get(kind)
+            self.event(
+                inc_id,
+                now,
+                "breached",
+                SYSTEM,
+                f"{kind} deadline passed ({deadline_at.isoformat() if deadline_at else '?'})",
+                {"deadline": kind},
+            )
+            stats.raised.append(
+                Raised(
+                    number,
+                    "breached",
+                    row["site"],
+                    row["target"],
+                    int(row["level"]),
+                    max(new_tier, int(row["tier"])),
+                    row["title"],
+                    f"{kind} deadline passed",
+                    now,
+                    deadline_at,
+                )
+            )
+
+    def pause(self, inc_id: int, at: datetime, reason: str, author: str) -> bool:
+        row = self.row(inc_id)
+        pauses = list(row["pauses"] or [])
+        if pauses and pauses[-1][1] is None:
+            return False
+        pauses.append([at.isoformat(), None, reason])
+        self.conn.execute(update(incidents).where(incidents.c.id == inc_id).values(pauses=pauses))
+        self.event(inc_id, at, "paused", author, f"SLA clock paused: {reason}")
+        return True
+
+    def resume(self, inc_id: int, at: datetime, author: str, reason: str = "") -> bool:
+        row = self.row(inc_id)
+        pauses = list(row["pauses"] or [])
+        if not pauses or pauses[-1][1] is not None:
+            return False
+        self.conn.execute(
+            update(incidents)
+            .where(incidents.c.id == inc_id)
+            .values(pauses=_close_pauses(pauses, at))
+        )
+        self.event(
+            inc_id,
+            at,
+            "resumed",
+            author,
+            "SLA clock running again" + (f": {reason}" if reason else ""),
+        )
+        return True
+
+
+def _close_pauses(pauses: list[list[Any]] | None, at: datetime) -> list[list[Any]]:
+    out = [list(p) for p in (pauses or [])]
+    if out and out[-1][1] is None:
+        out[-1][1] = at.isoformat()
+    return out
