@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from checks.status import Status
+from collector.http.auth import Principal, TokenEntry, token_digest
 from collector.incidents.calendar import make_calendar
 from collector.incidents.engine import Policy
 from collector.incidents.rules import Rules, Window
 from collector.incidents.sla import DEFAULT_TARGETS, LevelTargets, SlaPolicy
 from fieldmon.configfile import BrokerConfig, Name, StrictModel, load_model
+from fieldmon.secrets import read_secret
 
 
 class MqttConfig(BrokerConfig):
@@ -163,6 +165,38 @@ class SiteConfig(StrictModel):
     maintainer: str = ""
 
 
+class TokenConfig(StrictModel):
+    """An API client. Give ``token_sha256`` (hex SHA-256 of the token), or the token itself
+    through ``token_env``/``token_file``; ``sites`` is required for customers."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    role: Literal["customer", "viewer", "engineer", "admin"]
+    sites: list[Name] | None = None
+    token_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TokenConfig:
+        given = [x for x in (self.token_sha256, self.token_env, self.token_file) if x]
+        if len(given) != 1:
+            raise ValueError("give exactly one of token_sha256, token_env, token_file")
+        if self.role == "customer" and not self.sites:
+            raise ValueError("a customer token needs 'sites'")
+        if self.token_env or self.token_file:
+            read_secret(env=self.token_env, file=self.token_file, name="token")
+        return self
+
+    def entry(self) -> TokenEntry:
+        digest = self.token_sha256
+        if digest is None:
+            secret = read_secret(env=self.token_env, file=self.token_file, name="token")
+            assert secret is not None
+            digest = token_digest(secret.get_secret_value())
+        sites = frozenset(self.sites) if self.sites is not None else None
+        return TokenEntry(digest, Principal(self.name, self.role, sites))
+
+
 class CollectorConfig(StrictModel):
     #: The contracts' time zone: month boundaries of inspections and times shown in reports.
     timezone: str = "Asia/Shanghai"
@@ -176,6 +210,7 @@ class CollectorConfig(StrictModel):
     contracts: list[ContractConfig] = []
     maintenance: list[MaintenanceConfig] = []
     sites: list[SiteConfig] = []
+    tokens: list[TokenConfig] = []
 
     @field_validator("sites")
     @classmethod

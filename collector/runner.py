@@ -15,6 +15,7 @@ import uvicorn
 from checks.catalogue import load_catalogue
 from collector.config import CollectorConfig
 from collector.http.app import create_app
+from collector.http.auth import TokenBook
 from collector.incidents.rules import Rules
 from collector.ingest import Ingestor
 from collector.metrics import build_registry
@@ -80,7 +81,8 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
     state = SourceState()
     # One writer thread: SQLite allows one writer anyway, and it keeps batches in order.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-    app = create_app(store, registry, lambda: state.connected)
+    tokens = TokenBook([t.entry() for t in cfg.tokens])
+    app = create_app(store, registry, lambda: state.connected, tokens)
     server = _Server(
         uvicorn.Config(
             app,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -109,6 +110,10 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
             _stop(procs)
             print("fieldmon: the broker did not start", file=sys.stderr)
             return 1
+    token_file = state_dir / "api-token"
+    if not token_file.exists():
+        token_file.write_text(secrets.token_urlsafe(24) + "\n")
+        token_file.chmod(0o600)
     coll = state_dir / "collector.toml"
     coll.write_text(
         "# Written by `fieldmon run` (embedded defaults); edit and run the collector yourself\n"
@@ -116,6 +121,7 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
         f"[database]\nurl = {_toml_str('sqlite:///' + str(state_dir / 'collector.db'))}\n"
         f'[http]\nlisten = "127.0.0.1"\nport = {http_port}\n'
         f'[[sites]]\nname = {_toml_str(site)}\ntitle = "{socket.gethostname()}"\n'
+        f'[[tokens]]\nname = "admin"\nrole = "admin"\ntoken_file = {_toml_str(str(token_file))}\n'
     )
     agent = state_dir / "agent.toml"
     hostname = socket.gethostname().split(".")[0] or "localhost"
@@ -141,7 +147,10 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
         f"  broker      mqtt://{host}:{port}\n"
         f"  health      http://127.0.0.1:{http_port}/healthz\n"
         f"  metrics     http://127.0.0.1:{http_port}/metrics\n"
-        f"  incidents   http://127.0.0.1:{http_port}/api/incidents   or\n"
+        f"  API         http://127.0.0.1:{http_port}/api/v1/docs  (admin bearer token in "
+        f"{token_file})\n"
+        f'  incidents   curl -H "Authorization: Bearer $(cat {token_file})" '
+        f"http://127.0.0.1:{http_port}/api/v1/incidents   or\n"
         f"              fieldmon incidents list --config {coll}\n"
         f"  report      fieldmon report monthly --config {coll} --site {site} "
         f"--month {time.strftime('%Y-%m')} --lang zh-CN --out {state_dir / 'reports'}\n"

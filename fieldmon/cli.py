@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,43 @@ def _parser() -> argparse.ArgumentParser:
     i_show.add_argument("number")
     i_show.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
     i_show.add_argument("--json", action="store_true")
+    for extra in ("--level", "--vendor", "--class", "--check", "--target", "--since", "--until"):
+        i_list.add_argument(extra, dest=extra[2:].replace("class", "device_class"))
+    i_open = inc.add_parser("open", help="open an incident by hand (a phone call, a finding)")
+    i_open.add_argument("--site", required=True)
+    i_open.add_argument("--target", default="")
+    i_open.add_argument("--level", type=int, required=True, choices=[1, 2, 3, 4])
+    i_open.add_argument("--title", required=True)
+    i_open.add_argument("--description", default="")
+    for field in ("name", "company", "phone", "email", "address"):
+        i_open.add_argument(f"--caller-{field}", default="")
+    i_ver = inc.add_parser("verify", help="check every incident's timeline hash chain")
+    i_ver.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
+    i_ver.add_argument("--json", action="store_true")
+    actions = {
+        "ack": [],
+        "assign": ["--to"],
+        "note": ["--text"],
+        "activity": ["--kind", "--text"],
+        "level": ["--level", "--reason"],
+        "pause": ["--reason"],
+        "resume": [],
+        "onsite": [],
+        "restore": [],
+        "resolve": ["--text"],
+        "close": ["--score", "--comment"],
+        "analysis": ["--symptoms", "--handling", "--result", "--prevention"],
+    }
+    for name, options in actions.items():
+        a = inc.add_parser(name, help=f"{name} an incident (recorded on its timeline)")
+        a.add_argument("number")
+        for option in options:
+            a.add_argument(option, dest=f"opt_{option[2:]}")
+    for name in ("open", *actions):
+        a = inc.choices[name]
+        a.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
+        a.add_argument("--author", default=os.environ.get("USER") or "cli")
+        a.add_argument("--json", action="store_true")
 
     rep = sub.add_parser("report", help="reports").add_subparsers(dest="cmd", required=True)
     r_mon = rep.add_parser("monthly", help="monthly inspection report")
@@ -169,10 +208,52 @@ def _store(config: Path) -> Any:
 
 def _incidents(cmd: str, args: argparse.Namespace) -> int:
     from collector.http.app import event_json, incident_json
+    from collector.store.db import ActionError
 
     _, store = _store(args.config)
+    if cmd == "verify":
+        broken = store.verify_all()
+        if args.json:
+            print(orjson.dumps({"intact": not broken, "broken": broken}).decode())
+        for number, entry in broken:
+            print(f"{number}: timeline entry {entry} does not match its hash (altered)")
+        if not broken:
+            print("all incident timelines intact")
+        return 1 if broken else 0
+    if cmd not in ("list", "show"):
+        try:
+            number = _incident_action(cmd, args, store)
+        except ActionError as exc:
+            print(f"fieldmon: {exc}", file=sys.stderr)
+            return 2
+        found = store.incident(number)
+        assert found is not None
+        out = incident_json(found[0])
+        print(
+            orjson.dumps(out).decode()
+            if args.json
+            else f"{number}: {out['state']}, "
+            f"level {out['level']}, tier {out['tier']}, assignee {out['assignee'] or '-'}"
+        )
+        return 0
     if cmd == "list":
-        rows = [incident_json(r) for r in store.incidents(site=args.site, state=args.state)]
+        filters = {
+            k: getattr(args, k)
+            for k in ("vendor", "device_class", "check", "target")
+            if getattr(args, k)
+        }
+        rows = [
+            incident_json(r)
+            for r in store.incidents(
+                site=args.site,
+                state=args.state,
+                limit=10_000,
+                level=int(args.level) if args.level else None,
+                since=_when(args.since),
+                until=_when(args.until),
+                **filters,
+            )
+        ]
         if args.json:
             print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
             return 0
@@ -200,6 +281,42 @@ def _incidents(cmd: str, args: argparse.Namespace) -> int:
     for ev in out["timeline"]:
         print(f"  {ev['at']}  {ev['kind']:10} {ev['author']:10} {ev['text']}")
     return 0
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an ISO date or date-time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _incident_action(cmd: str, args: argparse.Namespace, store: Any) -> str:
+    now = datetime.now(UTC)
+    if cmd == "open":
+        caller = {
+            f: getattr(args, f"caller_{f}")
+            for f in ("name", "company", "phone", "email", "address")
+            if getattr(args, f"caller_{f}")
+        }
+        number, _ = store.open_manual(
+            site=args.site,
+            target=args.target,
+            level=args.level,
+            title=args.title,
+            description=args.description,
+            caller=caller,
+            author=args.author,
+            now=now,
+        )
+        return str(number)
+    opts = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+    if ("reason" in opts and cmd == "level") or "reason" in opts:
+        opts["text"] = opts.pop("reason")
+    store.act(args.number, cmd, args.author, now, **opts)
+    return str(args.number)
 
 
 def _report(args: argparse.Namespace) -> int:

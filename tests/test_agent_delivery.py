@@ -61,7 +61,7 @@ def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
             return metric_value(text, "fieldmon_ingest_results_total") == written
 
         wait_for(all_stored, 30, what=f"collector stores all {written} results exactly once")
-        status = http_json(f"{base}/api/status")
+        status = http_json(f"{base}/api/v1/status")
         assert {s["check"] for s in status} >= {"cpu.usage", "mem.usage", "disk.usage"}
     finally:
         if agent:

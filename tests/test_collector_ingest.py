@@ -95,7 +95,7 @@ def test_rejects_are_counted_by_reason(collector, own_broker: Broker) -> None:  
     )
     assert metric_value(text, "fieldmon_ingest_results_total") == 1
     # The good result was stored once and opened one level-2 incident.
-    [inc] = http_json(f"{base}/api/incidents")
+    [inc] = http_json(f"{base}/api/v1/incidents")
     assert inc["level"] == 2 and inc["target"] == "cam-01" and inc["occurrences"] == 1
     assert metric_value(text, "fieldmon_incidents_open", site="s1", level="2") == 1
     assert (
@@ -116,7 +116,7 @@ def test_agent_status_and_last_will(collector, own_broker: Broker) -> None:  # t
     pub(own_broker, "fieldmon/v1/s1/agent-x/status", encode_status("s1", "agent-x", "offline"))
     inc = wait_for(
         lambda: [
-            i for i in http_json(f"{base}/api/incidents?state=open") if i["check"] == "agent.online"
+            i for i in http_json(f"{base}/api/v1/incidents?state=open") if i["check"] == "agent.online"
         ],
         20,
         what="agent incident",
@@ -124,11 +124,11 @@ def test_agent_status_and_last_will(collector, own_broker: Broker) -> None:  # t
     assert inc["target"] == "agent-x" and inc["level"] == 3
     pub(own_broker, "fieldmon/v1/s1/agent-x/status", encode_status("s1", "agent-x", "online"))
     wait_for(
-        lambda: http_json(f"{base}/api/incidents/{inc['number']}")["state"] == "resolved",
+        lambda: http_json(f"{base}/api/v1/incidents/{inc['number']}")["state"] == "resolved",
         20,
         what="agent incident resolved",
     )
-    detail = http_json(f"{base}/api/incidents/{inc['number']}")
+    detail = http_json(f"{base}/api/v1/incidents/{inc['number']}")
     assert [e["kind"] for e in detail["timeline"]] == ["opened", "resolved"]
     assert detail["timeline_intact"] is True
     assert metric_value(_metrics(base), "fieldmon_agent_up", site="s1", agent="agent-x") == 1

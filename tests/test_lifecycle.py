@@ -28,7 +28,7 @@ def test_killed_agent_opens_one_incident_by_last_will(tmp_path: Path, own_broker
         cfg_path.write_text(cfg.replace("max_backoff = 2", "max_backoff = 2\nkeepalive = 5"))
         agent = Proc(["agent", "run", "--config", str(cfg_path)], tmp_path / "a.log")
         wait_for(
-            lambda: [a for a in http_json(f"{base}/api/agents") if a["state"] == "online"],
+            lambda: [a for a in http_json(f"{base}/api/v1/agents") if a["state"] == "online"],
             20,
             what="agent online",
         )
@@ -37,7 +37,7 @@ def test_killed_agent_opens_one_incident_by_last_will(tmp_path: Path, own_broker
         incs = wait_for(
             lambda: [
                 i
-                for i in http_json(f"{base}/api/incidents?state=open")
+                for i in http_json(f"{base}/api/v1/incidents?state=open")
                 if i["check"] == "agent.online"
             ],
             20,
@@ -52,7 +52,7 @@ def test_killed_agent_opens_one_incident_by_last_will(tmp_path: Path, own_broker
         # Restarted, the agent says online again and the incident resolves by itself.
         agent = Proc(["agent", "run", "--config", str(cfg_path)], tmp_path / "a2.log")
         wait_for(
-            lambda: http_json(f"{base}/api/incidents/{incs[0]['number']}")["state"] == "resolved",
+            lambda: http_json(f"{base}/api/v1/incidents/{incs[0]['number']}")["state"] == "resolved",
             20,
             what="agent incident resolved",
         )
@@ -100,8 +100,11 @@ def test_all_in_one_run(tmp_path: Path) -> None:
     try:
         wait_for(lambda: http_json(f"{base}/healthz")["status"] == "ok", 40, what="healthy")
 
+        token = (state / "api-token").read_text().strip()
+        assert (state / "api-token").stat().st_mode & 0o077 == 0
+
         def host_checks() -> set[str]:
-            return {r["check"] for r in http_json(f"{base}/api/status?site=demo")}
+            return {r["check"] for r in http_json(f"{base}/api/v1/status?site=demo", token)}
 
         checks = wait_for(
             lambda: (c := host_checks()) >= {"cpu.usage", "disk.usage"} and c,

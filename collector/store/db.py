@@ -69,7 +69,15 @@ STALE_CHECK = "data.stale"
 
 
 class ActionError(ValueError):
-    """A person's action that cannot be applied (unknown incident, wrong state)."""
+    """A person's action that cannot be applied: missing or invalid input."""
+
+
+class StateConflict(ActionError):
+    """The action does not fit the incident's current state (closing an open incident)."""
+
+
+class NotFound(ActionError):
+    """No such incident."""
 
 
 def _value_text(value: float | str | None) -> str | None:
@@ -545,7 +553,7 @@ class Store:
     def _by_number(self, conn: Connection, number: str) -> RowMapping:
         row = conn.execute(select(incidents).where(incidents.c.number == number)).mappings().first()
         if row is None:
-            raise ActionError(f"no incident {number}")
+            raise NotFound(f"no incident {number}")
         return row
 
     def act(self, number: str, action: str, author: str, now: datetime, **args: Any) -> IngestStats:
@@ -564,7 +572,9 @@ class Store:
 
             def need(*states: str) -> None:
                 if state not in states:
-                    raise ActionError(f"{number} is {state}; {action} needs {' or '.join(states)}")
+                    raise StateConflict(
+                        f"{number} is {state}; {action} needs {' or '.join(states)}"
+                    )
 
             def set_(**values: Any) -> None:
                 conn.execute(update(incidents).where(incidents.c.id == inc_id).values(**values))
@@ -612,11 +622,11 @@ class Store:
             elif action == "pause":
                 need("open")
                 if not ops.pause(inc_id, now, text or "waiting on the customer", author):
-                    raise ActionError(f"{number} is already paused")
+                    raise StateConflict(f"{number} is already paused")
             elif action == "resume":
                 need("open")
                 if not ops.resume(inc_id, now, author, text):
-                    raise ActionError(f"{number} is not paused")
+                    raise StateConflict(f"{number} is not paused")
             elif action in ("onsite", "restore"):
                 need("open")
                 column = "onsite_at" if action == "onsite" else "restored_at"

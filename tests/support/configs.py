@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from fieldmon.allinone import free_port
+
+
+#: API tokens of the test collectors, by role (the config holds only their SHA-256).
+TOKENS = {
+    "admin": "admin-token-for-tests",
+    "engineer": "engineer-token-for-tests",
+    "viewer": "viewer-token-for-tests",
+    "customer": "customer-s1-token-for-tests",
+    "other": "customer-s2-token-for-tests",
+}
+TOKENS_TOML = "".join(
+    f'[[tokens]]\nname = "{name}"\nrole = "{"customer" if name == "other" else name}"\n'
+    f'token_sha256 = "{hashlib.sha256(tok.encode()).hexdigest()}"\n'
+    + (f'sites = ["{"s2" if name == "other" else "s1"}"]\n' if name in ("customer", "other") else "")
+    for name, tok in TOKENS.items()
+)
 
 
 def collector_toml(
@@ -24,7 +41,8 @@ def collector_toml(
         f'[database]\nurl = "sqlite:///{tmp}/collector.db"\n'
         f'[http]\nlisten = "127.0.0.1"\nport = {port}\n'
         '[[sites]]\nname = "s1"\ncustomer = "Example Public Security Bureau"\n'
-        'contract = "FM-2026-001"\ntitle = "East gate"\nmaintainer = "Example Integrator"\n',
+        'contract = "FM-2026-001"\ntitle = "East gate"\nmaintainer = "Example Integrator"\n'
+        + TOKENS_TOML,
         encoding="utf-8",
     )
     return path, port

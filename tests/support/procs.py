@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -64,13 +65,43 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
 
 
-def http_get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as resp:
+def http_get(url: str, token: str | None = None) -> bytes:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=5) as resp:
         return bytes(resp.read())
 
 
-def http_json(url: str) -> Any:
-    return orjson.loads(http_get(url))
+def http_json(url: str, token: str | None = None) -> Any:
+    """GET a JSON document; API paths (/api/…) use the test admin token unless told."""
+    if token is None and "/api/" in url:
+        from tests.support.configs import TOKENS
+
+        token = TOKENS["admin"]
+    return orjson.loads(http_get(url, token))
+
+
+def http_call(method: str, url: str, body: Any = None, token: str | None = None
+              ) -> tuple[int, Any]:
+    """(status, decoded JSON) of any request; HTTP errors are returned, not raised."""
+    data = orjson.dumps(body) if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, _decode(resp.read(), resp.headers.get_content_type())
+    except urllib.error.HTTPError as err:
+        return err.code, _decode(err.read(), err.headers.get_content_type())
+
+
+def _decode(raw: bytes, content_type: str) -> Any:
+    if content_type == "application/json":
+        return orjson.loads(raw) if raw else None
+    return raw.decode(errors="replace")
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
