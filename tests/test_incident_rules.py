@@ -4,6 +4,7 @@ people's actions and the tamper-evident timeline."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,8 +27,10 @@ CLASSES = load_catalogue()
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/c.db", ZoneInfo("Asia/Shanghai"))
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url, ZoneInfo("Asia/Shanghai"))
+    yield s
+    s.close()
 
 
 def res(target: str, status: Status, at: datetime, check: str = "snmp.reachable",

@@ -1,5 +1,8 @@
-"""The store against a real SQLite file: deduplication, incidents, order, timeline hashes."""
+"""The store on SQLite and PostgreSQL: deduplication, incidents, order, timeline hashes."""
 
+import logging
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,8 +22,10 @@ CLASSES = load_catalogue()
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path}/c.db", ZoneInfo("Asia/Shanghai"))
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url, ZoneInfo("Asia/Shanghai"))
+    yield s
+    s.close()
 
 
 def _r(status: Status, at: datetime, **kw: object) -> Result:
@@ -168,3 +173,38 @@ def test_target_facts_merge(store: Store) -> None:
     _ingest(store, _r(Status.OK, T0 + timedelta(minutes=1), facts={"location": "gate"}))
     [t] = store.target_rows("s1")
     assert t["facts"] == {"serial": "SN1", "firmware": "1.0", "location": "gate"}
+
+
+def test_two_collectors_open_exactly_one_incident(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two collectors (two engines) on one PostgreSQL storing failures of the same check at
+    the same moment: the unique index, not luck, leaves exactly one open incident."""
+    caplog.set_level(logging.INFO, logger="collector.store.db")
+    stores = [Store(pg_url, ZoneInfo("Asia/Shanghai")) for _ in range(2)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(s: Store) -> None:
+        try:
+            for i in range(15):
+                barrier.wait()
+                # Same target, same moment, different msg_id: a genuine race to open.
+                r = _r(Status.CRIT, T0 + timedelta(seconds=i), target=f"cam-{i}")
+                s.ingest("s1", "a1", [r], CLASSES, Policy(), datetime.now(UTC))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    rows = stores[0].incidents(state="open")
+    assert sorted(r["target"] for r in rows) == sorted(f"cam-{i}" for i in range(15))
+    assert all(r["occurrences"] == 2 for r in rows)
+    # The race really happened: some batches lost it and were retried.
+    assert any("retrying the batch" in m for m in caplog.messages)
+    for s in stores:
+        s.close()

@@ -7,7 +7,9 @@ the MQTT message is acknowledged only after it commits: a crash can redeliver, n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from checks.catalogue import DeviceClass
 from checks.result import Result
@@ -64,8 +67,18 @@ from collector.store.times import utc
 
 __all__ = ["IngestStats", "Store", "utc"]
 
+log = logging.getLogger(__name__)
+
 AGENT_CHECK = "agent.online"
 STALE_CHECK = "data.stale"
+
+
+def _retryable(exc: Exception) -> bool:
+    """Unique violations (a concurrent twin), deadlocks, serialisation failures, busy SQLite."""
+    text = str(exc).lower()
+    return isinstance(exc, IntegrityError) or any(
+        word in text for word in ("deadlock", "could not serialize", "database is locked")
+    )
 
 
 class ActionError(ValueError):
@@ -127,7 +140,32 @@ class Store:
         rules: Rules | Policy,
         now: datetime,
     ) -> IngestStats:
+        """Store a batch in one transaction. When another collector sharing the database
+        opened the same incident a moment earlier, the unique index refuses ours: the whole
+        batch is retried and then sees (and updates) theirs."""
         rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
+        return self._retrying(lambda: self._ingest(site, agent, results, classes, rules, now))
+
+    def _retrying(self, work: Callable[[], IngestStats], attempts: int = 5) -> IngestStats:
+        for attempt in range(attempts):
+            try:
+                return work()
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == attempts - 1 or not _retryable(exc):
+                    raise
+                log.info("concurrent write (%s); retrying the batch", type(exc).__name__)
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _ingest(
+        self,
+        site: str,
+        agent: str,
+        results: Sequence[Result],
+        classes: Mapping[str, DeviceClass],
+        rules: Rules,
+        now: datetime,
+    ) -> IngestStats:
         stats = IngestStats()
         with self.engine.begin() as conn:
             ids = [r.msg_id for r in results]
@@ -400,6 +438,11 @@ class Store:
         now: datetime,
     ) -> IngestStats:
         rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
+        return self._retrying(lambda: self._agent_state(site, agent, state, version, rules, now))
+
+    def _agent_state(
+        self, site: str, agent: str, state: str, version: str, rules: Rules, now: datetime
+    ) -> IngestStats:
         policy = rules.policy_for(site)
         stats = IngestStats()
         with self.engine.begin() as conn:
@@ -434,7 +477,7 @@ class Store:
                     item="",
                     level=policy.agent_offline_level,
                     title=f"{agent}: agent offline",
-                    summary=f"agent {agent} went offline (no last sign of life since {at:%H:%M})",
+                    summary=f"agent {agent} went offline: the broker lost its connection",
                     at=now,
                     stats=stats,
                     source="agent",
