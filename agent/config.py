@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -45,6 +47,51 @@ class SnmpConfig(StrictModel):
         return self
 
 
+SshVendor = Literal["ios", "comware", "vrp", "junos", "routeros", "cumulus", "linux"]
+
+
+class SshConfig(StrictModel):
+    """How the agent logs in to a device to back up its configuration (agent/probes/ssh.py).
+
+    Host keys are never accepted blindly: an unknown or changed key refuses the session, since
+    a silently replaced key is exactly what an intrusion looks like. ``accept_new_host_key``
+    opts one target into trust-on-first-use (the first key seen is recorded, later changes are
+    still refused).
+    """
+
+    vendor: SshVendor
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    username: Annotated[str, Field(min_length=1)]
+    password: SecretStr | None = None
+    key_file: Path | None = None
+    #: Trusted host keys (OpenSSH format). Unset: ~/.ssh/known_hosts (read only) plus
+    #: ``<state_dir>/ssh_known_hosts``, where trust-on-first-use records new keys.
+    known_hosts: Path | None = None
+    accept_new_host_key: bool = False
+    #: Seconds for each network step (connect, login, each command's output to end).
+    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    #: linux/cumulus: the files whose contents make up the configuration backup.
+    files: list[str] | None = None
+
+    @property
+    def session_budget(self) -> float:
+        """Seconds one whole session may take: a few steps of ``timeout`` each, so that a
+        device that trickles output forever is still cut off."""
+        return self.timeout * 6
+
+    @model_validator(mode="after")
+    def _credentials_and_files(self) -> SshConfig:
+        if self.password is None and self.key_file is None:
+            raise ValueError("SSH needs 'password' or 'key_file'")
+        if self.files is not None:
+            if self.vendor not in ("linux", "cumulus"):
+                raise ValueError("'files' applies to vendor 'linux' or 'cumulus' only")
+            for path in self.files:
+                if not path.startswith("/") or any(c in path for c in "\n\r\x00"):
+                    raise ValueError(f"files: {path!r} must be an absolute path")
+        return self
+
+
 class TargetConfig(StrictModel):
     """One device to inspect. Its class's checklist decides what is checked and by which
     method; the target supplies how to reach it: no ``address`` means the agent's own host
@@ -56,6 +103,7 @@ class TargetConfig(StrictModel):
     location: str = ""
     parent: Name | None = None
     snmp: SnmpConfig | None = None
+    ssh: SshConfig | None = None
     #: Per-check overrides of the catalogue: interval in seconds, threshold table, disabled.
     intervals: dict[str, Annotated[int, Field(ge=5)]] = {}
     thresholds: dict[str, dict[str, Any]] = {}
@@ -65,6 +113,12 @@ class TargetConfig(StrictModel):
     def _snmp_needs_address(self) -> TargetConfig:
         if self.snmp is not None and not self.address:
             raise ValueError("a target with [snmp] settings needs 'address'")
+        return self
+
+    @model_validator(mode="after")
+    def _ssh_needs_address(self) -> TargetConfig:
+        if self.ssh is not None and not self.address:
+            raise ValueError("a target with [ssh] settings needs 'address'")
         return self
 
     @property
@@ -77,6 +131,8 @@ class TargetConfig(StrictModel):
         out = {"local"} if self.is_local else set()
         if self.snmp is not None:
             out.add("snmp")
+        if self.ssh is not None:
+            out.add("ssh")
         return out
 
     @field_validator("thresholds")
@@ -100,6 +156,141 @@ class OutboxConfig(StrictModel):
     batch_size: Annotated[int, Field(ge=1, le=2000)] = 500
 
 
+AuthProtocol = Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"]
+PrivProtocol = Literal["des", "aes", "aes192", "aes256"]
+_OID = re.compile(r"\.?[0-9]+(\.[0-9]+)+")
+
+
+def _numeric_oid(value: str, what: str) -> str:
+    """A dotted numeric OID without the leading dot: trap OIDs are matched as plain text."""
+    if not _OID.fullmatch(value.strip()):
+        raise ValueError(f"{what} {value!r} must be a numeric OID such as 1.3.6.1.4.1.318.0.5")
+    return value.strip().lstrip(".")
+
+
+class TrapUserConfig(StrictModel):
+    """An SNMPv3 (USM) user allowed to send notifications to the agent's receiver.
+
+    USM keys are localised to the *authoritative* engine: for informs that is the receiver,
+    so one user entry serves every device; for traps it is the sending device, so each device's
+    engine ID must be listed in ``engine_ids`` (or the device configured to send informs).
+    """
+
+    user: Annotated[str, Field(min_length=1, max_length=32)]
+    auth_protocol: AuthProtocol | None = None
+    auth_key: SecretStr | None = None
+    priv_protocol: PrivProtocol | None = None
+    priv_key: SecretStr | None = None
+    #: snmpEngineID (hex) of each device that sends this user's traps.
+    engine_ids: list[str] = []
+
+    @field_validator("engine_ids")
+    @classmethod
+    def _engine_ids_hex(cls, value: list[str]) -> list[str]:
+        return [engine_id_hex(v) for v in value]
+
+    @model_validator(mode="after")
+    def _keys_match_protocols(self) -> TrapUserConfig:
+        if self.priv_protocol and not self.auth_protocol:
+            raise ValueError("SNMPv3 privacy (priv_protocol) needs auth_protocol too")
+        for proto, key, name in (
+            (self.auth_protocol, self.auth_key, "auth"),
+            (self.priv_protocol, self.priv_key, "priv"),
+        ):
+            if proto and key is None:
+                raise ValueError(f"'{name}_key' is required with {name}_protocol")
+            if key is not None and not proto:
+                raise ValueError(f"'{name}_key' is given without {name}_protocol")
+            if key is not None and len(key.get_secret_value()) < 8:
+                raise ValueError(f"'{name}_key' must be at least 8 characters (RFC 3414)")
+        return self
+
+    @property
+    def security_level(self) -> int:
+        """The least USM level this user's notifications must carry: 1 noAuthNoPriv,
+        2 authNoPriv, 3 authPriv."""
+        return 3 if self.priv_protocol else 2 if self.auth_protocol else 1
+
+
+def engine_id_hex(value: str) -> str:
+    """An snmpEngineID as lower-case hex (``0x`` and ``:`` allowed on input), 5-32 octets."""
+    text = value.strip().lower().removeprefix("0x").replace(":", "")
+    try:
+        octets = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"engine ID {value!r} is not hexadecimal") from None
+    if not 5 <= len(octets) <= 32:
+        raise ValueError(f"engine ID {value!r} must be 5 to 32 octets, not {len(octets)}")
+    return text
+
+
+class TrapMapConfig(StrictModel):
+    """One vendor notification the built-in table does not know (camera and NVR alarms)."""
+
+    oid: str
+    check: str
+    status: Literal["OK", "WARN", "UNKNOWN", "CRIT"] = "CRIT"
+    #: Fixed item name, or ``item_from``: the varbind OID prefix whose value names the item.
+    item: str = ""
+    item_from: str | None = None
+    summary: str = ""
+
+    @field_validator("oid")
+    @classmethod
+    def _oid_numeric(cls, value: str) -> str:
+        return _numeric_oid(value, "oid")
+
+    @field_validator("item_from")
+    @classmethod
+    def _item_from_numeric(cls, value: str | None) -> str | None:
+        return None if value is None else _numeric_oid(value, "item_from")
+
+
+class TrapsConfig(StrictModel):
+    """The SNMP trap and inform receiver (optional): events arrive as they happen."""
+
+    listen: str = "0.0.0.0"
+    port: Annotated[int, Field(ge=1, le=65535)] = 162
+    #: SNMPv1/v2c communities accepted; anything else is rejected and counted.
+    communities: list[SecretStr] = []
+    users: list[TrapUserConfig] = []
+    #: The receiver's own snmpEngineID (hex), which v3 informs are keyed to; generated if unset.
+    engine_id: str | None = None
+    mappings: list[TrapMapConfig] = Field(default=[], alias="map")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_ipv4(cls, value: str) -> str:
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise ValueError(f"listen {value!r} must be an IPv4 address such as 0.0.0.0") from None
+
+    @field_validator("engine_id")
+    @classmethod
+    def _engine_id_hex(cls, value: str | None) -> str | None:
+        return None if value is None else engine_id_hex(value)
+
+    @model_validator(mode="after")
+    def _accepts_something(self) -> TrapsConfig:
+        if not self.communities and not self.users:
+            raise ValueError(
+                "the trap receiver would reject everything: give 'communities' (v1/v2c)"
+                " and/or [[traps.users]] (v3)"
+            )
+        if any(not c.get_secret_value() for c in self.communities):
+            raise ValueError("communities must not be empty strings")
+        names = [u.user for u in self.users]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"trap users must be unique; repeated: {', '.join(dupes)}")
+        oids = [m.oid for m in self.mappings]
+        dupes = sorted({o for o in oids if oids.count(o) > 1})
+        if dupes:
+            raise ValueError(f"traps.map: each oid once; repeated: {', '.join(dupes)}")
+        return self
+
+
 class AgentConfig(StrictModel):
     site: Name
     agent: Name
@@ -111,6 +302,8 @@ class AgentConfig(StrictModel):
     inspection_interval: Annotated[int, Field(ge=60)] = 86_400
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
+    #: SNMP trap/inform receiver; absent = no receiver (and pysnmp is never loaded).
+    traps: TrapsConfig | None = None
     targets: Annotated[list[TargetConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -139,11 +332,24 @@ def load_agent_config(path: Path | None, data: dict[str, Any] | None = None) -> 
             )
         _check_overrides(where, i, target, dc)
         _check_methods(where, i, target, dc)
+    if cfg.traps is not None:
+        _check_trap_map(where, cfg.traps, catalogue)
     return cfg
 
 
+def _check_trap_map(where: object, traps: TrapsConfig, catalogue: dict[str, DeviceClass]) -> None:
+    """A mapped notification must land on a trap item some class defines, or it is lost."""
+    known = sorted({it.id for dc in catalogue.values() for it in dc.items if it.method == "trap"})
+    for i, mapping in enumerate(traps.mappings):
+        if mapping.check not in known:
+            raise ConfigError(
+                f"{where}: traps.map[{i}].check: {mapping.check!r} is not a trap item of any"
+                f" device class (trap items: {', '.join(known) or 'none'})"
+            )
+
+
 #: Item methods that are polled by a probe (traps arrive by themselves; manual is a person).
-POLLED_METHODS = ("local", "snmp")
+POLLED_METHODS = ("local", "snmp", "ssh")
 
 
 def _check_methods(where: object, i: int, target: TargetConfig, dc: DeviceClass) -> None:

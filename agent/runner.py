@@ -46,6 +46,10 @@ class Probes:
             from agent.probes.snmp import SnmpProbe
 
             return SnmpProbe(self.seen_up)
+        if method == "ssh":
+            from agent.probes.ssh import SshProbe  # paramiko loads only for SSH targets
+
+            return SshProbe(self._cfg.state_dir)
         raise ValueError(f"no probe polls method {method!r}")
 
     def save_state(self) -> None:
@@ -86,6 +90,17 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
         outbox.path,
         outbox.pending(),
     )
+    traps = None
+    if cfg.traps is not None:
+        # Imported here so that agents without [traps] never load pysnmp.
+        from agent.traps import TrapReceiver
+
+        traps = TrapReceiver(cfg.traps, cfg.targets, classes, sink)
+        try:
+            await traps.start()
+        except BaseException:
+            outbox.close()
+            raise
     tasks = [
         asyncio.create_task(
             run_target(cfg, t, classes[t.device_class], probes.for_method, sink, stop),
@@ -98,6 +113,8 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
         await stop.wait()
         await asyncio.wait(tasks, timeout=10)
     finally:
+        if traps is not None:
+            await traps.stop()
         for t in tasks:
             t.cancel()
         await probes.close()

@@ -57,9 +57,12 @@ class TargetSchedule:
 
 def collect_deadline(target: TargetConfig) -> float:
     """Longest a collection may take: enough for every SNMP retry, never unbounded."""
+    # An SSH session (login, paging off, a whole configuration) keeps its own budget and
+    # reports its own reason; this outer deadline only has to be a little longer.
+    ssh = target.ssh.session_budget + 5 if target.ssh is not None else 0.0
     if target.snmp is not None:
-        return max(30.0, target.snmp.timeout * (target.snmp.retries + 1) * 6)
-    return 30.0
+        return max(30.0, ssh, target.snmp.timeout * (target.snmp.retries + 1) * 6)
+    return max(30.0, ssh)
 
 
 ProbeFor = Callable[[str], Probe]

@@ -30,6 +30,10 @@ METHODS = ("local", "snmp", "ssh", "tcp", "http", "trap", "manual")
 PER = ("mount", "interface", "entity", "process", "sensor")
 #: Items with this interval are checked during the inspection run, not monitored.
 INSPECTION = "inspection"
+#: Items with this interval arrive by themselves (SNMP traps): never polled, never inspected.
+EVENT = "event"
+#: Methods whose results arrive by themselves; their items must say ``interval = "event"``.
+EVENT_METHODS = ("trap",)
 
 
 class CatalogueError(ValueError):
@@ -48,6 +52,8 @@ class CheckItem:
     threshold: Threshold | None = None
     per: str | None = None
     description: Mapping[str, str] | None = None
+    #: True for ``interval = "event"`` (``interval`` is then None): nothing schedules it.
+    event: bool = False
 
     def title_in(self, lang: str) -> str:
         return self.title.get(lang) or self.title["en"]
@@ -57,6 +63,8 @@ class CheckItem:
 
     @property
     def interval_text(self) -> str:
+        if self.event:
+            return EVENT
         return INSPECTION if self.interval is None else f"{self.interval}s"
 
 
@@ -125,11 +133,18 @@ def _item(src: str, idx: int, raw: Any) -> CheckItem:
     if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 4:
         raise CatalogueError(f"{where}.level: {level!r} must be a fault level 1-4")
     interval = raw["interval"]
-    if interval == INSPECTION:
+    event = interval == EVENT
+    if event or interval == INSPECTION:
         interval = None
     elif not isinstance(interval, int) or isinstance(interval, bool) or interval < 5:
         raise CatalogueError(
-            f'{where}.interval: {interval!r} must be seconds (>= 5) or "{INSPECTION}"'
+            f'{where}.interval: {interval!r} must be seconds (>= 5), "{INSPECTION}" or "{EVENT}"'
+        )
+    if event != (raw["method"] in EVENT_METHODS):
+        raise CatalogueError(
+            f'{where}.interval: "{EVENT}" is for items that arrive by themselves'
+            f" (method {' or '.join(EVENT_METHODS)}), and such items need it;"
+            f" got method {raw['method']!r} with interval {raw['interval']!r}"
         )
     per = raw.get("per")
     if per is not None and per not in PER:
@@ -155,6 +170,7 @@ def _item(src: str, idx: int, raw: Any) -> CheckItem:
         unit=unit,
         threshold=threshold,
         per=per,
+        event=event,
         description=(
             _titles(f"{where}.description", raw["description"]) if "description" in raw else None
         ),
