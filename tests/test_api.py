@@ -5,7 +5,6 @@ with a clear 4xx and nothing changed."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -43,10 +42,14 @@ def _open(api: str, site: str, token: str = ENGINEER, **extra: object) -> str:
 def test_every_api_endpoint_needs_a_token(api: str) -> None:
     number = _open(api, "s1")
     calls = [
-        ("GET", "/api/v1/incidents"), ("GET", f"/api/v1/incidents/{number}"),
-        ("POST", "/api/v1/incidents"), ("POST", f"/api/v1/incidents/{number}/note"),
-        ("GET", "/api/v1/status"), ("GET", "/api/v1/agents"),
-        ("POST", "/api/v1/maintenance"), ("GET", "/api/v1/verify"),
+        ("GET", "/api/v1/incidents"),
+        ("GET", f"/api/v1/incidents/{number}"),
+        ("POST", "/api/v1/incidents"),
+        ("POST", f"/api/v1/incidents/{number}/note"),
+        ("GET", "/api/v1/status"),
+        ("GET", "/api/v1/agents"),
+        ("POST", "/api/v1/maintenance"),
+        ("GET", "/api/v1/verify"),
     ]
     for method, path in calls:
         for token in (None, "not-a-token"):
@@ -74,10 +77,13 @@ def test_customer_sees_only_its_own_sites(api: str) -> None:
     assert {i["site"] for i in listed} == {"s1"} and mine in {i["number"] for i in listed}
     assert http_call("GET", f"{api}/api/v1/incidents/{theirs}", None, CUSTOMER)[0] == 404
     assert http_call("GET", f"{api}/api/v1/incidents?site=s2", None, CUSTOMER)[0] == 403
-    assert http_call("POST", f"{api}/api/v1/incidents/{theirs}/note", {"text": "hi"},
-                     CUSTOMER)[0] == 404
-    status, _ = http_call("POST", f"{api}/api/v1/incidents", {"site": "s2", "level": 3,
-                                                             "title": "x"}, CUSTOMER)
+    assert (
+        http_call("POST", f"{api}/api/v1/incidents/{theirs}/note", {"text": "hi"}, CUSTOMER)[0]
+        == 404
+    )
+    status, _ = http_call(
+        "POST", f"{api}/api/v1/incidents", {"site": "s2", "level": 3, "title": "x"}, CUSTOMER
+    )
     assert status == 403
     # The other customer sees the mirror image.
     assert {i["site"] for i in http_json(f"{api}/api/v1/incidents", OTHER)} == {"s2"}
@@ -87,16 +93,32 @@ def test_customer_sees_only_its_own_sites(api: str) -> None:
 
 
 def test_phoned_in_incident_from_call_to_survey(api: str) -> None:
-    number = _open(api, "s1", CUSTOMER, caller_name="Wang Fang", caller_phone="13800000000",
-                   caller_company="East Gate PSB", description="picture black since 9:00")
+    number = _open(
+        api,
+        "s1",
+        CUSTOMER,
+        caller_name="Wang Fang",
+        caller_phone="13800000000",
+        caller_company="East Gate PSB",
+        description="picture black since 9:00",
+    )
     steps = [
-        (ENGINEER, "ack", {}), (ENGINEER, "assign", {"to": "li.wei"}),
+        (ENGINEER, "ack", {}),
+        (ENGINEER, "assign", {"to": "li.wei"}),
         (CUSTOMER, "note", {"text": "still black at 10:00"}),
         (ENGINEER, "activity", {"kind": "visit", "text": "on site, PoE port dead"}),
         (ENGINEER, "level", {"level": 3, "text": "one channel only"}),
         (ENGINEER, "resolve", {"text": "moved the camera to a spare PoE port"}),
-        (ENGINEER, "analysis", {"symptoms": "no picture", "handling": "port swapped",
-                                "result": "picture back", "prevention": "spare ports"}),
+        (
+            ENGINEER,
+            "analysis",
+            {
+                "symptoms": "no picture",
+                "handling": "port swapped",
+                "result": "picture back",
+                "prevention": "spare ports",
+            },
+        ),
         (CUSTOMER, "close", {"score": 5, "comment": "fast"}),
     ]
     for token, action, body in steps:
@@ -106,8 +128,16 @@ def test_phoned_in_incident_from_call_to_survey(api: str) -> None:
     assert detail["state"] == "closed" and detail["satisfaction"] == 5
     assert detail["caller"]["name"] == "Wang Fang" and detail["level"] == 3
     assert [e["kind"] for e in detail["timeline"]] == [
-        "opened", "acknowledged", "assigned", "note", "activity:visit", "level", "resolved",
-        "analysis", "closed"]
+        "opened",
+        "acknowledged",
+        "assigned",
+        "note",
+        "activity:visit",
+        "level",
+        "resolved",
+        "analysis",
+        "closed",
+    ]
     assert detail["timeline"][3]["author"] == "customer:customer"
     assert detail["timeline_intact"] is True
 
@@ -128,9 +158,17 @@ def test_bad_input_is_refused_and_changes_nothing(api: str) -> None:
         ("POST", "/api/v1/incidents/FM-209912-9999/note", {"text": "x"}, 404),
         ("GET", "/api/v1/incidents?level=0", None, 422),
         ("GET", "/api/v1/incidents?since=yesterday", None, 422),
-        ("POST", "/api/v1/maintenance", {"site": "s1", "starts_at": "2026-11-23T10:00:00+08:00",
-                                         "ends_at": "2026-11-23T09:00:00+08:00",
-                                         "reason": "x"}, 422),
+        (
+            "POST",
+            "/api/v1/maintenance",
+            {
+                "site": "s1",
+                "starts_at": "2026-11-23T10:00:00+08:00",
+                "ends_at": "2026-11-23T09:00:00+08:00",
+                "reason": "x",
+            },
+            422,
+        ),
     ]
     for method, path, body, expected in bad:
         status, data = http_call(method, api + path, body, ENGINEER)

@@ -116,7 +116,9 @@ def test_agent_status_and_last_will(collector, own_broker: Broker) -> None:  # t
     pub(own_broker, "fieldmon/v1/s1/agent-x/status", encode_status("s1", "agent-x", "offline"))
     inc = wait_for(
         lambda: [
-            i for i in http_json(f"{base}/api/v1/incidents?state=open") if i["check"] == "agent.online"
+            i
+            for i in http_json(f"{base}/api/v1/incidents?state=open")
+            if i["check"] == "agent.online"
         ],
         20,
         what="agent incident",

@@ -62,7 +62,9 @@ retries = 0
         t_down = time.monotonic()
         inc = wait_for(
             lambda: [
-                i for i in http_json(f"{base}/api/v1/incidents?state=open") if i["target"] == "sw-core"
+                i
+                for i in http_json(f"{base}/api/v1/incidents?state=open")
+                if i["target"] == "sw-core"
             ],
             2 * INTERVAL + 10,
             what="incident for the switch",
@@ -85,14 +87,18 @@ retries = 0
         # It comes back: the incident resolves by itself.
         sim.start()
         wait_for(
-            lambda: http_json(f"{base}/api/v1/incidents/{incident['number']}")["state"] == "resolved",
+            lambda: (
+                http_json(f"{base}/api/v1/incidents/{incident['number']}")["state"] == "resolved"
+            ),
             2 * INTERVAL + 10,
             what="incident resolved",
         )
         detail = http_json(f"{base}/api/v1/incidents/{incident['number']}")
         assert [e["kind"] for e in detail["timeline"]] == ["opened", "resolved"]
         assert detail["timeline_intact"]
-        assert len(http_json(f"{base}/api/v1/incidents")) == 1, "exactly one incident, no duplicates"
+        assert len(http_json(f"{base}/api/v1/incidents")) == 1, (
+            "exactly one incident, no duplicates"
+        )
         # An orderly agent shutdown is shown as stopped, not paged as an outage.
         assert agent.stop() == 0
         wait_for(

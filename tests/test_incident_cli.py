@@ -14,16 +14,38 @@ def test_incident_life_by_command_line(tmp_path: Path) -> None:
     cfg = tmp_path / "collector.toml"
     cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/c.db"\n')
     c = ["--config", str(cfg)]
-    opened = fieldmon("incidents", "open", *c, "--site", "s1", "--target", "nvr-1", "--level",
-                      "2", "--title", "recording stopped", "--caller-name", "Wang Fang",
-                      "--caller-phone", "13800000000", "--author", "desk", "--json")
+    opened = fieldmon(
+        "incidents",
+        "open",
+        *c,
+        "--site",
+        "s1",
+        "--target",
+        "nvr-1",
+        "--level",
+        "2",
+        "--title",
+        "recording stopped",
+        "--caller-name",
+        "Wang Fang",
+        "--caller-phone",
+        "13800000000",
+        "--author",
+        "desk",
+        "--json",
+    )
     assert opened.returncode == 0, opened.stderr
     number = orjson.loads(opened.stdout)["number"]
-    for args in (["ack"], ["assign", "--to", "li.wei"], ["note", "--text", "disk 3 failed"],
-                 ["level", "--level", "1", "--reason", "all channels lost"],
-                 ["pause", "--reason", "waiting for the spare disk"], ["resume"],
-                 ["resolve", "--text", "disk replaced, array rebuilt"],
-                 ["close", "--score", "4", "--comment", "ok"]):
+    for args in (
+        ["ack"],
+        ["assign", "--to", "li.wei"],
+        ["note", "--text", "disk 3 failed"],
+        ["level", "--level", "1", "--reason", "all channels lost"],
+        ["pause", "--reason", "waiting for the spare disk"],
+        ["resume"],
+        ["resolve", "--text", "disk replaced, array rebuilt"],
+        ["close", "--score", "4", "--comment", "ok"],
+    ):
         done = fieldmon("incidents", args[0], number, *args[1:], *c, "--author", "li.wei")
         assert done.returncode == 0, (args, done.stderr)
     wrong = fieldmon("incidents", "resolve", number, "--text", "again", *c)
@@ -31,8 +53,16 @@ def test_incident_life_by_command_line(tmp_path: Path) -> None:
     shown = orjson.loads(fieldmon("incidents", "show", number, *c, "--json").stdout)
     assert shown["state"] == "closed" and shown["level"] == 1 and shown["assignee"] == "li.wei"
     assert [e["kind"] for e in shown["timeline"]] == [
-        "opened", "acknowledged", "assigned", "note", "level", "paused", "resumed", "resolved",
-        "closed"]
+        "opened",
+        "acknowledged",
+        "assigned",
+        "note",
+        "level",
+        "paused",
+        "resumed",
+        "resolved",
+        "closed",
+    ]
     listed = orjson.loads(fieldmon("incidents", "list", *c, "--level", "1", "--json").stdout)
     assert [i["number"] for i in listed] == [number]
     assert orjson.loads(fieldmon("incidents", "list", *c, "--level", "3", "--json").stdout) == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,11 +32,23 @@ def store(db_url: str) -> Iterator[Store]:
     s.close()
 
 
-def res(target: str, status: Status, at: datetime, check: str = "snmp.reachable",
-        parent: str | None = None) -> Result:
+def res(
+    target: str,
+    status: Status,
+    at: datetime,
+    check: str = "snmp.reachable",
+    parent: str | None = None,
+) -> Result:
     facts = {"parent": parent} if parent else {}
-    return Result(target=target, target_class="snmp-device", check=check, status=status,
-                  value="up" if status == Status.OK else "down", observed_at=at, facts=facts)
+    return Result(
+        target=target,
+        target_class="snmp-device",
+        check=check,
+        status=status,
+        value="up" if status == Status.OK else "down",
+        observed_at=at,
+        facts=facts,
+    )
 
 
 def feed(store: Store, *results: Result, rules: Rules | None = None) -> object:
@@ -50,8 +61,11 @@ def open_incidents(store: Store) -> list[str]:
 
 def test_switch_down_is_one_incident_with_500_cameras_affected(store: Store) -> None:
     cams = [f"cam-{i:03d}" for i in range(500)]
-    feed(store, res("sw-core", Status.OK, T0),
-         *[res(c, Status.OK, T0, parent="sw-core") for c in cams])
+    feed(
+        store,
+        res("sw-core", Status.OK, T0),
+        *[res(c, Status.OK, T0, parent="sw-core") for c in cams],
+    )
     feed(store, res("sw-core", Status.CRIT, T0 + M))
     stats = feed(store, *[res(c, Status.CRIT, T0 + M + timedelta(seconds=5)) for c in cams])
     assert open_incidents(store) == ["sw-core:snmp.reachable"]
@@ -66,15 +80,25 @@ def test_switch_down_is_one_incident_with_500_cameras_affected(store: Store) -> 
     feed(store, *[res(c, Status.OK, T0 + 3 * M) for c in cams[2:]])
     stats = feed(store, res("sw-core", Status.OK, T0 + 3 * M + timedelta(seconds=1)))
     assert sorted(stats.opened) == sorted(  # type: ignore[attr-defined]
-        r["number"] for r in store.incidents(state="open"))
+        r["number"] for r in store.incidents(state="open")
+    )
     assert open_incidents(store) == ["cam-000:snmp.reachable", "cam-001:snmp.reachable"]
 
 
 def test_children_that_failed_first_are_folded_into_the_parent(store: Store) -> None:
-    feed(store, res("sw-a", Status.OK, T0), res("cam-1", Status.OK, T0, parent="sw-a"),
-         res("cam-2", Status.OK, T0, parent="sw-a"), res("cam-9", Status.OK, T0))
-    feed(store, res("cam-1", Status.CRIT, T0 + M), res("cam-2", Status.CRIT, T0 + M),
-         res("cam-9", Status.CRIT, T0 + M))
+    feed(
+        store,
+        res("sw-a", Status.OK, T0),
+        res("cam-1", Status.OK, T0, parent="sw-a"),
+        res("cam-2", Status.OK, T0, parent="sw-a"),
+        res("cam-9", Status.OK, T0),
+    )
+    feed(
+        store,
+        res("cam-1", Status.CRIT, T0 + M),
+        res("cam-2", Status.CRIT, T0 + M),
+        res("cam-9", Status.CRIT, T0 + M),
+    )
     assert len(store.incidents(state="open")) == 3
     feed(store, res("sw-a", Status.CRIT, T0 + 2 * M))
     # cam-9 is not behind sw-a: it keeps its own incident.
@@ -87,8 +111,12 @@ def test_children_that_failed_first_are_folded_into_the_parent(store: Store) -> 
 
 
 def test_grandchildren_attach_to_the_topmost_down_device(store: Store) -> None:
-    feed(store, res("core", Status.OK, T0), res("access", Status.OK, T0, parent="core"),
-         res("cam", Status.OK, T0, parent="access"))
+    feed(
+        store,
+        res("core", Status.OK, T0),
+        res("access", Status.OK, T0, parent="core"),
+        res("cam", Status.OK, T0, parent="access"),
+    )
     feed(store, res("core", Status.CRIT, T0 + M))
     feed(store, res("access", Status.CRIT, T0 + M), res("cam", Status.CRIT, T0 + M))
     assert open_incidents(store) == ["core:snmp.reachable"]
@@ -150,8 +178,7 @@ def test_maintenance_window_suppresses_and_pauses(store: Store) -> None:
 
 def test_weekly_window_crosses_midnight() -> None:
     sh = ZoneInfo("Asia/Shanghai")
-    w = Window(site="s1", days=frozenset({"sat"}), at=time(23, 0), length=timedelta(hours=3),
-               tz=sh)
+    w = Window(site="s1", days=frozenset({"sat"}), at=time(23, 0), length=timedelta(hours=3), tz=sh)
     assert w.covers("s1", "x", datetime(2026, 11, 28, 23, 30, tzinfo=sh))
     assert w.covers("s1", "x", datetime(2026, 11, 29, 1, 30, tzinfo=sh))  # Sunday 01:30
     assert not w.covers("s1", "x", datetime(2026, 11, 29, 2, 30, tzinfo=sh))
@@ -177,10 +204,14 @@ def test_escalation_tiers_and_breaches(store: Store) -> None:
 
 def test_people_actions_and_their_rules(store: Store) -> None:
     number, _ = store.open_manual(
-        site="s1", target="nvr-2", level=2, title="NVR channel 5 shows no picture",
-        description="customer called", caller={"name": "Wang Fang", "phone": "13800000000",
-                                                "company": "East Gate PSB"},
-        author="desk", now=T0,
+        site="s1",
+        target="nvr-2",
+        level=2,
+        title="NVR channel 5 shows no picture",
+        description="customer called",
+        caller={"name": "Wang Fang", "phone": "13800000000", "company": "East Gate PSB"},
+        author="desk",
+        now=T0,
     )
     assert number.startswith("FM-202611-")
     store.act(number, "ack", "desk", T0 + 3 * M)
@@ -197,11 +228,18 @@ def test_people_actions_and_their_rules(store: Store) -> None:
     with pytest.raises(ActionError, match="description"):
         store.act(number, "resolve", "li.wei", T0 + 40 * M)
     store.act(number, "resolve", "li.wei", T0 + 40 * M, text="replaced the PoE injector")
-    with pytest.raises(ActionError, match="needs symptoms|needs handling"):
+    with pytest.raises(ActionError, match=r"needs (symptoms|handling)"):
         store.act(number, "analysis", "li.wei", T0 + 41 * M, symptoms="black picture")
-    store.act(number, "analysis", "li.wei", T0 + 42 * M, symptoms="black picture",
-              handling="PoE injector swapped", result="picture back",
-              prevention="spare injectors on site")
+    store.act(
+        number,
+        "analysis",
+        "li.wei",
+        T0 + 42 * M,
+        symptoms="black picture",
+        handling="PoE injector swapped",
+        result="picture back",
+        prevention="spare injectors on site",
+    )
     with pytest.raises(ActionError, match="1-5"):
         store.act(number, "close", "desk", T0 + 50 * M, score=9)
     store.act(number, "close", "desk", T0 + 50 * M, score=5, comment="quick")
@@ -210,15 +248,28 @@ def test_people_actions_and_their_rules(store: Store) -> None:
     assert row["assignee"] == "li.wei" and row["caller"]["name"] == "Wang Fang"
     assert row["analysis"]["prevention"] == "spare injectors on site"
     assert [e["kind"] for e in events] == [
-        "opened", "acknowledged", "assigned", "note", "activity:call", "level", "paused",
-        "resumed", "resolved", "analysis", "closed"]
+        "opened",
+        "acknowledged",
+        "assigned",
+        "note",
+        "activity:call",
+        "level",
+        "paused",
+        "resumed",
+        "resolved",
+        "analysis",
+        "closed",
+    ]
     assert events[3]["author"] == "customer:east-gate"
     with pytest.raises(ActionError, match="no incident"):
         store.act("FM-209901-9999", "note", "x", T0, text="y")
     assert store.verify_all() == []
     # Someone edits the database behind fieldmon's back: verify names the entry.
     with store.engine.begin() as conn:
-        conn.execute(update(incident_events).where(incident_events.c.kind == "note")
-                     .values(text="nothing to see"))
+        conn.execute(
+            update(incident_events)
+            .where(incident_events.c.kind == "note")
+            .values(text="nothing to see")
+        )
     [(bad_number, bad_entry)] = store.verify_all()
     assert bad_number == number and bad_entry == events[3]["id"]

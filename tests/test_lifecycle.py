@@ -52,7 +52,9 @@ def test_killed_agent_opens_one_incident_by_last_will(tmp_path: Path, own_broker
         # Restarted, the agent says online again and the incident resolves by itself.
         agent = Proc(["agent", "run", "--config", str(cfg_path)], tmp_path / "a2.log")
         wait_for(
-            lambda: http_json(f"{base}/api/v1/incidents/{incs[0]['number']}")["state"] == "resolved",
+            lambda: (
+                http_json(f"{base}/api/v1/incidents/{incs[0]['number']}")["state"] == "resolved"
+            ),
             20,
             what="agent incident resolved",
         )

@@ -76,7 +76,8 @@ def test_pause_while_waiting_on_customer() -> None:
 
 def test_custom_targets() -> None:
     p = SlaPolicy(targets={1: LevelTargets(timedelta(minutes=10), None, H, 14 * H)})
-    c = Clock(datetime(2026, 11, 23, tzinfo=UTC), 1, restored_at=datetime(2026, 11, 23, 0, 50,
-                                                                       tzinfo=UTC))
+    c = Clock(
+        datetime(2026, 11, 23, tzinfo=UTC), 1, restored_at=datetime(2026, 11, 23, 0, 50, tzinfo=UTC)
+    )
     assert breached(c, p, datetime(2026, 11, 23, 5, tzinfo=UTC)) == {"respond"}
     assert "onsite" not in deadlines(c, p, c.opened_at)

@@ -4,7 +4,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -208,3 +207,19 @@ def test_two_collectors_open_exactly_one_incident(
     assert any("retrying the batch" in m for m in caplog.messages)
     for s in stores:
         s.close()
+
+
+def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from collector.store.migrate import current_revision, head_revision
+    from collector.store.schema import metadata
+
+    s = Store(db_url)
+    Store(db_url).close()  # a second start finds nothing to do
+    assert current_revision(s.engine) == head_revision() == "0001"
+    with s.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    s.close()

@@ -49,6 +49,7 @@ from collector.store.incident_ops import (
     IngestStats,
     event_hash,
 )
+from collector.store.migrate import upgrade
 from collector.store.schema import (
     agents,
     gaps,
@@ -57,7 +58,6 @@ from collector.store.schema import (
     incidents,
     inspection,
     maintenance,
-    metadata,
     received,
     targets,
     transitions,
@@ -124,7 +124,7 @@ class Store:
     def __init__(self, url: str, tz: tzinfo = UTC) -> None:
         self.engine = make_engine(url)
         self.tz = tz
-        metadata.create_all(self.engine)
+        upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from fieldmon.allinone import free_port
 
-
 #: API tokens of the test collectors, by role (the config holds only their SHA-256).
 TOKENS = {
     "admin": "admin-token-for-tests",
@@ -19,7 +18,11 @@ TOKENS = {
 TOKENS_TOML = "".join(
     f'[[tokens]]\nname = "{name}"\nrole = "{"customer" if name == "other" else name}"\n'
     f'token_sha256 = "{hashlib.sha256(tok.encode()).hexdigest()}"\n'
-    + (f'sites = ["{"s2" if name == "other" else "s1"}"]\n' if name in ("customer", "other") else "")
+    + (
+        f'sites = ["{"s2" if name == "other" else "s1"}"]\n'
+        if name in ("customer", "other")
+        else ""
+    )
     for name, tok in TOKENS.items()
 )
 

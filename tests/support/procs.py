@@ -82,8 +82,7 @@ def http_json(url: str, token: str | None = None) -> Any:
     return orjson.loads(http_get(url, token))
 
 
-def http_call(method: str, url: str, body: Any = None, token: str | None = None
-              ) -> tuple[int, Any]:
+def http_call(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
     """(status, decoded JSON) of any request; HTTP errors are returned, not raised."""
     data = orjson.dumps(body) if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)

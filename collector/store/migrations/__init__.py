@@ -1,0 +1,1 @@
+"""Schema migrations (Alembic). ``Store`` upgrades the database to the newest revision on start."""
