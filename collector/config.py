@@ -15,6 +15,7 @@ from collector.incidents.calendar import make_calendar
 from collector.incidents.engine import Policy
 from collector.incidents.rules import Rules, Window
 from collector.incidents.sla import DEFAULT_TARGETS, LevelTargets, SlaPolicy
+from collector.notify.config import NotifyConfig
 from fieldmon.configfile import BrokerConfig, Name, StrictModel, load_model
 from fieldmon.secrets import read_secret
 
@@ -211,6 +212,7 @@ class CollectorConfig(StrictModel):
     maintenance: list[MaintenanceConfig] = []
     sites: list[SiteConfig] = []
     tokens: list[TokenConfig] = []
+    notify: NotifyConfig | None = None
 
     @field_validator("sites")
     @classmethod

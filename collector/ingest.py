@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,11 +35,13 @@ class Ingestor:
         classes: Mapping[str, DeviceClass],
         rules: Rules,
         counters: IngestCounters,
+        on_raised: Callable[[IngestStats], None] | None = None,
     ) -> None:
         self.store = store
         self.classes = classes
         self.rules = rules
         self.counters = counters
+        self.on_raised = on_raised or (lambda stats: None)
         self._last_logged: dict[tuple[str, str], float] = {}
 
     def handle(self, msg: Message, now: datetime | None = None) -> IngestStats | None:
@@ -74,6 +76,7 @@ class Ingestor:
         except Rejected as rej:
             self._reject(msg.topic, rej)
             return None
+        self.on_raised(stats)
         for number in stats.opened:
             log.info("incident %s opened (%s)", number, msg.topic)
         for number in stats.resolved:

@@ -20,6 +20,8 @@ from collector.incidents.rules import Rules
 from collector.ingest import Ingestor
 from collector.metrics import build_registry
 from collector.mqtt_source import SourceState, consume
+from collector.notify.notifier import Notifier
+from collector.notify_bridge import Bridge
 from collector.store.db import Store
 from fieldmon.aio import pause
 
@@ -54,7 +56,7 @@ CLOCK_TICK = 5.0
 
 
 async def _clock(
-    store: Store, rules: Rules, executor: ThreadPoolExecutor, stop: asyncio.Event
+    store: Store, rules: Rules, executor: ThreadPoolExecutor, stop: asyncio.Event, bridge: Bridge
 ) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -62,6 +64,7 @@ async def _clock(
             stats = await loop.run_in_executor(executor, store.sweep, rules, datetime.now(UTC))
             for raised in stats.raised:
                 log.info("incident %s %s: %s", raised.number, raised.kind, raised.summary)
+            bridge.raised(stats)
         except Exception:
             log.exception("clock sweep failed; trying again in %.0fs", CLOCK_TICK)
         if await pause(stop, CLOCK_TICK):
@@ -77,12 +80,15 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
     store = Store(cfg.database.url, cfg.tz)
     registry, counters = build_registry(store)
     rules = cfg.rules()
-    ingestor = Ingestor(store, classes, rules, counters)
-    state = SourceState()
     # One writer thread: SQLite allows one writer anyway, and it keeps batches in order.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    bridge = Bridge(store, executor, loop)
+    if cfg.notify is not None:
+        bridge.notifier = Notifier(cfg.notify, bridge.outcome, tz=cfg.tz)
+    ingestor = Ingestor(store, classes, rules, counters, bridge.raised)
+    state = SourceState()
     tokens = TokenBook([t.entry() for t in cfg.tokens])
-    app = create_app(store, registry, lambda: state.connected, tokens)
+    app = create_app(store, registry, lambda: state.connected, tokens, bridge.raised)
     server = _Server(
         uvicorn.Config(
             app,
@@ -97,8 +103,10 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
         asyncio.create_task(consume(cfg.mqtt, ingestor, executor, stop, state), name="mqtt"),
         asyncio.create_task(server.serve(), name="http"),
         asyncio.create_task(_housekeeping(store, executor, stop), name="housekeeping"),
-        asyncio.create_task(_clock(store, rules, executor, stop), name="clock"),
+        asyncio.create_task(_clock(store, rules, executor, stop, bridge), name="clock"),
     ]
+    if bridge.notifier is not None:
+        tasks.append(asyncio.create_task(bridge.notifier.run(stop), name="notify"))
     log.info(
         "collector starting: database %s, HTTP on http://%s:%d/",
         cfg.database.url,

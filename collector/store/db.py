@@ -757,6 +757,33 @@ class Store:
             )
         return inc.number, stats
 
+    def record_notification(
+        self,
+        numbers: Sequence[str],
+        channel: str,
+        ok: bool,
+        detail: str,
+        attempts: int,
+        final: bool,
+        at: datetime,
+    ) -> None:
+        """Every send is on the timeline with its outcome (the contracts' point 6)."""
+        with self.engine.begin() as conn:
+            ops = IncidentOps(conn)
+            rows = conn.execute(
+                select(incidents.c.id).where(incidents.c.number.in_(list(numbers)))
+            ).all()
+            verdict = "sent" if ok else ("failed, giving up" if final else "failed, will retry")
+            for (inc_id,) in rows:
+                ops.event(
+                    int(inc_id),
+                    at,
+                    "notified",
+                    SYSTEM,
+                    f"{channel}: {verdict}: {detail}"[:1000],
+                    {"channel": channel, "ok": ok, "attempts": attempts, "final": final},
+                )
+
     def add_window(
         self, site: str, target: str, start: datetime, end: datetime, reason: str, author: str
     ) -> int:
