@@ -55,6 +55,24 @@ def _parser() -> argparse.ArgumentParser:
     a_chk = agent.add_parser("check", help="run every check once and print the results")
     a_chk.add_argument("--config", type=Path, required=True)
     a_chk.add_argument("--json", action="store_true")
+    a_disc = agent.add_parser(
+        "discover", help="identify an SNMP device; print its [[targets]] block for agent.toml"
+    )
+    a_disc.add_argument("--snmp", required=True, metavar="HOST[:PORT]")
+    a_disc.add_argument("--version", dest="snmp_version", choices=["1", "2c", "3"], default="2c")
+    a_disc.add_argument("--community", default="public")
+    a_disc.add_argument("--user")
+    a_disc.add_argument(
+        "--auth-protocol", choices=["md5", "sha", "sha224", "sha256", "sha384", "sha512"]
+    )
+    a_disc.add_argument("--auth-key")
+    a_disc.add_argument("--priv-protocol", choices=["des", "aes", "aes192", "aes256"])
+    a_disc.add_argument("--priv-key")
+    a_disc.add_argument("--timeout", type=float, default=2.0)
+    a_disc.add_argument("--retries", type=int, default=1)
+    a_disc.add_argument(
+        "--no-trial", action="store_true", help="do not poll the items to find unexposed ones"
+    )
 
     coll = sub.add_parser("collector", help="the collector").add_subparsers(
         dest="cmd", required=True
@@ -168,6 +186,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _agent(cmd: str, args: argparse.Namespace) -> int:
+    if cmd == "discover":
+        return _discover(args)
     from agent.config import load_agent_config
 
     cfg = load_agent_config(args.config)
@@ -196,6 +216,24 @@ def _agent(cmd: str, args: argparse.Namespace) -> int:
             cells = [row[i][:40].ljust(widths[i]) for i in range(4)]
             print("  ".join([*cells, row[4]]))
     return 1 if any(r.status == Status.CRIT for r in results) else 0
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from agent.discover import command
+
+    fields = {
+        "version": args.snmp_version,
+        "community": args.community,
+        "user": args.user,
+        "auth_protocol": args.auth_protocol,
+        "auth_key": args.auth_key,
+        "priv_protocol": args.priv_protocol,
+        "priv_key": args.priv_key,
+        "timeout": args.timeout,
+        "retries": args.retries,
+    }
+    fields = {k: v for k, v in fields.items() if v is not None}
+    return command(args.snmp, fields, trial=not args.no_trial)
 
 
 def _store(config: Path) -> Any:

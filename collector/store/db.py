@@ -33,15 +33,12 @@ from checks.catalogue import DeviceClass
 from checks.result import Result
 from checks.status import Status
 from collector.incidents.engine import (
-    REACHABILITY,
-    Context,
     Policy,
-    is_flapping,
     is_stale,
     on_agent_state,
-    on_result,
 )
 from collector.incidents.rules import Rules
+from collector.store.batch import BatchWriter
 from collector.store.incident_ops import (
     GENESIS,
     SYSTEM,
@@ -60,7 +57,6 @@ from collector.store.schema import (
     maintenance,
     received,
     targets,
-    transitions,
 )
 from collector.store.schema import current as current_t
 from collector.store.times import utc
@@ -187,9 +183,13 @@ class Store:
             # Results of one target in observation order, so transitions are in order too.
             fresh.sort(key=lambda r: (r.target, r.observed_at))
             self._touch_agent(conn, site, agent, now)
-            ops = IncidentOps(conn)
+            writer = BatchWriter(
+                conn, site, agent, classes, rules, self.tz, self._in_maintenance, stats
+            )
+            writer.load(fresh)
             for r in fresh:
-                self._apply(conn, ops, site, agent, r, classes, rules, stats)
+                writer.apply(r)
+            writer.flush()
             stats.accepted = len(fresh)
         return stats
 
@@ -211,112 +211,6 @@ class Store:
                 )
             )
 
-    def _apply(
-        self,
-        conn: Connection,
-        ops: IncidentOps,
-        site: str,
-        agent: str,
-        r: Result,
-        classes: Mapping[str, DeviceClass],
-        rules: Rules,
-        stats: IngestStats,
-    ) -> None:
-        key = r.key
-        facts = self._upsert_target(conn, ops, site, agent, r, rules, stats)
-        where = and_(
-            current_t.c.site == site, current_t.c.target == r.target, current_t.c.check_key == key
-        )
-        prev = conn.execute(select(current_t).where(where)).mappings().first()
-        prev_observed = utc(prev["observed_at"]) if prev else None
-        if prev is not None and prev_observed is not None and r.observed_at < prev_observed:
-            # An older result arriving late (outbox replay): keep it in the month's record
-            # but never let it overwrite newer state or move incidents backwards.
-            self._record_inspection(conn, site, r)
-            return
-        if prev is not None and prev_observed is not None and r.check in REACHABILITY:
-            gap = (r.observed_at - prev_observed).total_seconds()
-            if gap > 0:
-                conn.execute(
-                    update(targets)
-                    .where(and_(targets.c.site == site, targets.c.target == r.target))
-                    .values(cadence=min(max(gap, 5.0), 86_400.0))
-                )
-        ok_streak = ((prev["ok_streak"] if prev else 0) + 1) if r.status == Status.OK else 0
-        values = {
-            "check": r.check,
-            "item": r.item,
-            "status": int(r.status),
-            "value": _value_text(r.value),
-            "unit": r.unit,
-            "summary": r.summary,
-            "observed_at": r.observed_at,
-            "ok_streak": ok_streak,
-        }
-        changed = prev is None or prev["status"] != int(r.status)
-        if prev is None:
-            conn.execute(
-                insert(current_t).values(
-                    site=site, target=r.target, check_key=key, since=r.observed_at, **values
-                )
-            )
-        else:
-            if changed:
-                values["since"] = r.observed_at
-            conn.execute(update(current_t).where(where).values(**values))
-        if changed:
-            conn.execute(
-                insert(transitions).values(
-                    site=site,
-                    target=r.target,
-                    check_key=key,
-                    from_status=prev["status"] if prev else None,
-                    to_status=int(r.status),
-                    at=r.observed_at,
-                )
-            )
-        self._record_inspection(conn, site, r)
-        policy = rules.policy_for(site)
-        open_inc = ops.open_for(site, r.target, key)
-        if open_inc is None and r.status not in policy.open_on:
-            if r.status == Status.OK:
-                ops.clear_impact(site, r.target, key, r.observed_at)
-            return  # the common case: healthy and nothing open
-        flapping = is_flapping(
-            ops.changes_within(site, r.target, key, r.observed_at - policy.flap_window), policy
-        )
-        ctx = Context(
-            flapping=flapping,
-            in_maintenance=self._in_maintenance(conn, rules, site, r.target, r.observed_at),
-            parent_down=ops.parent_down(site, r.target) if open_inc is None else None,
-        )
-        decision = on_result(open_inc, r.status, ok_streak, policy, ctx)
-        dc = classes.get(r.target_class)
-        item = dc.item(r.check) if dc else None
-        level = policy.level_overrides.get(r.check, item.level if item else 3)
-        title = f"{r.target}: {item.title_in('en') if item else r.check}"
-        if r.item:
-            title += f" ({r.item})"
-        ops.apply(
-            decision,
-            open_inc,
-            site=site,
-            target=r.target,
-            key=key,
-            check=r.check,
-            item=r.item,
-            level=level,
-            title=title,
-            summary=r.summary,
-            at=r.observed_at,
-            stats=stats,
-            policy=policy,
-            parent=ctx.parent_down,
-            device_class=r.target_class,
-            vendor=str(facts.get("vendor", "")),
-            data={"status": r.status.name, "value": _value_text(r.value)},
-        )
-
     def _in_maintenance(
         self, conn: Connection, rules: Rules, site: str, target: str, at: datetime
     ) -> bool:
@@ -335,97 +229,6 @@ class Store:
             .limit(1)
         ).first()
         return row is not None
-
-    def _record_inspection(self, conn: Connection, site: str, r: Result) -> None:
-        month = f"{r.observed_at.astimezone(self.tz):%Y-%m}"
-        where = and_(
-            inspection.c.month == month,
-            inspection.c.site == site,
-            inspection.c.target == r.target,
-            inspection.c.check_key == r.key,
-        )
-        row = conn.execute(
-            select(inspection.c.worst, inspection.c.observed_at).where(where)
-        ).first()
-        failed = 1 if r.status in (Status.WARN, Status.CRIT) else 0
-        latest = {
-            "status": int(r.status),
-            "value": _value_text(r.value),
-            "unit": r.unit,
-            "summary": r.summary,
-            "observed_at": r.observed_at,
-        }
-        if row is None:
-            conn.execute(
-                insert(inspection).values(
-                    month=month,
-                    site=site,
-                    target=r.target,
-                    check_key=r.key,
-                    check=r.check,
-                    item=r.item,
-                    worst=int(r.status),
-                    samples=1,
-                    failed_samples=failed,
-                    **latest,
-                )
-            )
-            return
-        values: dict[str, Any] = {
-            "worst": max(int(row[0]), int(r.status)),
-            "samples": inspection.c.samples + 1,
-            "failed_samples": inspection.c.failed_samples + failed,
-        }
-        last = utc(row[1])
-        if last is None or r.observed_at >= last:
-            values.update(latest)
-        conn.execute(update(inspection).where(where).values(**values))
-
-    def _upsert_target(
-        self,
-        conn: Connection,
-        ops: IncidentOps,
-        site: str,
-        agent: str,
-        r: Result,
-        rules: Rules,
-        stats: IngestStats,
-    ) -> dict[str, Any]:
-        """Keep the target's identity facts; data arriving again ends a "no data" incident."""
-        where = and_(targets.c.site == site, targets.c.target == r.target)
-        row = conn.execute(
-            select(targets.c.facts, targets.c.last_seen, targets.c.stale).where(where)
-        ).first()
-        if row is None:
-            conn.execute(
-                insert(targets).values(
-                    site=site,
-                    target=r.target,
-                    agent=agent,
-                    **{"class": r.target_class},
-                    facts=dict(r.facts),
-                    first_seen=r.observed_at,
-                    last_seen=r.observed_at,
-                    stale=False,
-                )
-            )
-            return dict(r.facts)
-        values: dict[str, Any] = {"agent": agent, "class": r.target_class}
-        last = utc(row[1])
-        if last is None or r.observed_at > last:
-            values["last_seen"] = r.observed_at
-        merged = dict(row[0] or {})
-        if r.facts:
-            merged.update(r.facts)
-            if merged != row[0]:
-                values["facts"] = merged
-        if row[2]:
-            values["stale"] = False
-            inc = ops.open_for(site, r.target, STALE_CHECK)
-            if inc is not None:
-                ops.resolve(inc.id, r.observed_at, "results arriving again", stats)
-        conn.execute(update(targets).where(where).values(**values))
-        return merged
 
     def set_agent_state(
         self,

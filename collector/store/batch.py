@@ -1,0 +1,436 @@
+"""Storing a batch of results with a handful of statements instead of several per result.
+
+The state a batch touches (its targets, their current check states, this month's inspection
+records, their open incidents) is read once, changed in memory, and written back with one
+executemany per table. Only results that fail, or belong to an open incident, take the slow
+path through :class:`IncidentOps`; before that path runs, pending writes are flushed so the
+incident rules see the same state they would see result by result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
+
+from checks.catalogue import DeviceClass
+from checks.result import Result
+from checks.status import Status
+from collector.incidents.engine import REACHABILITY, Context, is_flapping, on_result
+from collector.incidents.rules import Rules
+from collector.store.incident_ops import IncidentOps, IngestStats
+from collector.store.schema import (
+    current,
+    incident_impacts,
+    incidents,
+    inspection,
+    targets,
+    transitions,
+)
+from collector.store.times import utc
+
+STALE_CHECK = "data.stale"
+
+_CURRENT_COLUMNS = (
+    "check",
+    "item",
+    "status",
+    "value",
+    "unit",
+    "summary",
+    "observed_at",
+    "since",
+    "ok_streak",
+)
+_UPDATE_CURRENT = (
+    update(current)
+    .where(
+        and_(
+            current.c.site == bindparam("k_site"),
+            current.c.target == bindparam("k_target"),
+            current.c.check_key == bindparam("k_key"),
+        )
+    )
+    .values({c: bindparam(c) for c in _CURRENT_COLUMNS})
+)
+_INSPECTION_COLUMNS = (
+    "check",
+    "item",
+    "status",
+    "value",
+    "unit",
+    "summary",
+    "observed_at",
+    "worst",
+    "samples",
+    "failed_samples",
+)
+_UPDATE_INSPECTION = (
+    update(inspection)
+    .where(
+        and_(
+            inspection.c.month == bindparam("k_month"),
+            inspection.c.site == bindparam("k_site"),
+            inspection.c.target == bindparam("k_target"),
+            inspection.c.check_key == bindparam("k_key"),
+        )
+    )
+    .values({c: bindparam(c) for c in _INSPECTION_COLUMNS})
+)
+_UPDATE_TARGET = (
+    update(targets)
+    .where(and_(targets.c.site == bindparam("k_site"), targets.c.target == bindparam("k_target")))
+    .values({c: bindparam(c) for c in ("agent", "class", "facts", "last_seen", "cadence", "stale")})
+)
+
+
+def value_text(value: float | str | None) -> str | None:
+    if value is None:
+        return None
+    return f"{value:g}" if isinstance(value, float) else value
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Rows changed in memory and not yet written."""
+
+    current_new: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    current_upd: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    inspection_new: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    inspection_upd: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    targets_new: dict[str, dict[str, Any]] = field(default_factory=dict)
+    targets_upd: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (
+            self.current_new
+            or self.current_upd
+            or self.inspection_new
+            or self.inspection_upd
+            or self.targets_new
+            or self.targets_upd
+            or self.transitions
+        )
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        conn: Connection,
+        site: str,
+        agent: str,
+        classes: Mapping[str, DeviceClass],
+        rules: Rules,
+        tz: tzinfo,
+        in_maintenance: Any,
+        stats: IngestStats,
+    ) -> None:
+        self.conn = conn
+        self.site = site
+        self.agent = agent
+        self.classes = classes
+        self.rules = rules
+        self.policy = rules.policy_for(site)
+        self.tz = tz
+        self.in_maintenance = in_maintenance
+        self.stats = stats
+        self.ops = IncidentOps(conn)
+        self.pending = _Pending()
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self, results: Sequence[Result]) -> None:
+        site, names = self.site, sorted({r.target for r in results})
+        months = sorted({self._month(r) for r in results})
+        self.targets: dict[str, dict[str, Any]] = {
+            row["target"]: dict(row)
+            for row in self.conn.execute(
+                select(targets).where(and_(targets.c.site == site, targets.c.target.in_(names)))
+            ).mappings()
+        }
+        self.current: dict[tuple[str, str], dict[str, Any]] = {
+            (row["target"], row["check_key"]): dict(row)
+            for row in self.conn.execute(
+                select(current).where(and_(current.c.site == site, current.c.target.in_(names)))
+            ).mappings()
+        }
+        self.inspection: dict[tuple[str, str, str], dict[str, Any]] = {
+            (row["month"], row["target"], row["check_key"]): dict(row)
+            for row in self.conn.execute(
+                select(inspection).where(
+                    and_(
+                        inspection.c.site == site,
+                        inspection.c.month.in_(months),
+                        inspection.c.target.in_(names),
+                    )
+                )
+            ).mappings()
+        }
+        self.open_keys: set[tuple[str, str]] = {
+            (t, k)
+            for t, k in self.conn.execute(
+                select(incidents.c.target, incidents.c.check_key).where(
+                    and_(
+                        incidents.c.site == site,
+                        incidents.c.state == "open",
+                        incidents.c.target.in_(names),
+                    )
+                )
+            )
+        }
+        open_ids = select(incidents.c.id).where(
+            and_(incidents.c.site == site, incidents.c.state == "open")
+        )
+        self.impacted: set[tuple[str, str]] = {
+            (t, k)
+            for t, k in self.conn.execute(
+                select(incident_impacts.c.target, incident_impacts.c.check_key).where(
+                    and_(
+                        incident_impacts.c.incident_id.in_(open_ids),
+                        incident_impacts.c.cleared_at.is_(None),
+                    )
+                )
+            )
+        }
+
+    def _month(self, r: Result) -> str:
+        return f"{r.observed_at.astimezone(self.tz):%Y-%m}"
+
+    # ------------------------------------------------------------------ applying
+
+    def apply(self, r: Result) -> None:
+        key = r.key
+        facts = self._target(r)
+        prev = self.current.get((r.target, key))
+        prev_observed = utc(prev["observed_at"]) if prev else None
+        self._inspection(r)
+        if prev_observed is not None and r.observed_at < prev_observed:
+            return  # replayed late: in the month's record, never moving state backwards
+        if prev_observed is not None and r.check in REACHABILITY:
+            gap = (r.observed_at - prev_observed).total_seconds()
+            if gap > 0:
+                self._target_row(r.target)["cadence"] = min(max(gap, 5.0), 86_400.0)
+        ok_streak = ((prev["ok_streak"] if prev else 0) + 1) if r.status == Status.OK else 0
+        changed = prev is None or prev["status"] != int(r.status)
+        row = {
+            "check": r.check,
+            "item": r.item,
+            "status": int(r.status),
+            "value": value_text(r.value),
+            "unit": r.unit,
+            "summary": r.summary,
+            "observed_at": r.observed_at,
+            "since": r.observed_at if changed else prev["since"],  # type: ignore[index]
+            "ok_streak": ok_streak,
+        }
+        ck = (r.target, key)
+        if prev is None or ck in self.pending.current_new:
+            self.pending.current_new[ck] = row
+        else:
+            self.pending.current_upd[ck] = row
+        self.current[ck] = {**(prev or {}), **row}
+        if changed:
+            self.pending.transitions.append(
+                {
+                    "site": self.site,
+                    "target": r.target,
+                    "check_key": key,
+                    "from_status": prev["status"] if prev else None,
+                    "to_status": int(r.status),
+                    "at": r.observed_at,
+                }
+            )
+        failing = r.status in self.policy.open_on
+        if ck not in self.open_keys and not failing:
+            if r.status == Status.OK and ck in self.impacted:
+                self.flush()
+                self.ops.clear_impact(self.site, r.target, key, r.observed_at)
+                self.impacted.discard(ck)
+            return
+        self.flush()
+        self._incident_path(r, key, ok_streak, facts)
+
+    def _incident_path(self, r: Result, key: str, ok_streak: int, facts: dict[str, Any]) -> None:
+        ops, policy, site = self.ops, self.policy, self.site
+        open_inc = ops.open_for(site, r.target, key)
+        flapping = is_flapping(
+            ops.changes_within(site, r.target, key, r.observed_at - policy.flap_window), policy
+        )
+        ctx = Context(
+            flapping=flapping,
+            in_maintenance=self.in_maintenance(
+                self.conn, self.rules, site, r.target, r.observed_at
+            ),
+            parent_down=ops.parent_down(site, r.target) if open_inc is None else None,
+        )
+        decision = on_result(open_inc, r.status, ok_streak, policy, ctx)
+        dc = self.classes.get(r.target_class)
+        item = dc.item(r.check) if dc else None
+        level = policy.level_overrides.get(r.check, item.level if item else 3)
+        title = f"{r.target}: {item.title_in('en') if item else r.check}"
+        if r.item:
+            title += f" ({r.item})"
+        ops.apply(
+            decision,
+            open_inc,
+            site=site,
+            target=r.target,
+            key=key,
+            check=r.check,
+            item=r.item,
+            level=level,
+            title=title,
+            summary=r.summary,
+            at=r.observed_at,
+            stats=self.stats,
+            policy=policy,
+            parent=ctx.parent_down,
+            device_class=r.target_class,
+            vendor=str(facts.get("vendor", "")),
+            data={"status": r.status.name, "value": value_text(r.value)},
+        )
+        if decision.action == "attach":
+            self.impacted.add((r.target, key))
+        if decision.action not in ("open", "resolve"):
+            return
+        # What is open changed (opened, merged children, children re-opened): re-read.
+        self.open_keys = {
+            (t, k)
+            for t, k in self.conn.execute(
+                select(incidents.c.target, incidents.c.check_key).where(
+                    and_(incidents.c.site == site, incidents.c.state == "open")
+                )
+            )
+        }
+
+    def _target_row(self, name: str) -> dict[str, Any]:
+        if name in self.pending.targets_new:
+            return self.pending.targets_new[name]
+        if name not in self.pending.targets_upd:
+            self.pending.targets_upd[name] = {
+                k: self.targets[name][k]
+                for k in ("agent", "class", "facts", "last_seen", "cadence", "stale")
+            }
+        return self.pending.targets_upd[name]
+
+    def _target(self, r: Result) -> dict[str, Any]:
+        """Keep the target's identity facts; data arriving again ends a "no data" incident."""
+        known = self.targets.get(r.target)
+        if known is None:
+            new: dict[str, Any] = {
+                "site": self.site,
+                "target": r.target,
+                "agent": self.agent,
+                "class": r.target_class,
+                "facts": dict(r.facts),
+                "first_seen": r.observed_at,
+                "last_seen": r.observed_at,
+                "cadence": None,
+                "stale": False,
+            }
+            self.pending.targets_new[r.target] = new
+            self.targets[r.target] = dict(new)
+            return dict(r.facts)
+        row = self._target_row(r.target)
+        row["agent"], row["class"] = self.agent, r.target_class
+        last = utc(row["last_seen"])
+        if last is None or r.observed_at > last:
+            row["last_seen"] = r.observed_at
+        if r.facts:
+            merged = dict(row["facts"] or {})
+            merged.update(r.facts)
+            row["facts"] = merged
+        if row["stale"]:
+            row["stale"] = False
+            self.flush()
+            inc = self.ops.open_for(self.site, r.target, STALE_CHECK)
+            if inc is not None:
+                self.ops.resolve(inc.id, r.observed_at, "results arriving again", self.stats)
+        self.targets[r.target].update(row)
+        return dict(row["facts"] or {})
+
+    def _inspection(self, r: Result) -> None:
+        key = (self._month(r), r.target, r.key)
+        failed = 1 if r.status in (Status.WARN, Status.CRIT) else 0
+        latest = {
+            "check": r.check,
+            "item": r.item,
+            "status": int(r.status),
+            "value": value_text(r.value),
+            "unit": r.unit,
+            "summary": r.summary,
+            "observed_at": r.observed_at,
+        }
+        row = self.inspection.get(key)
+        if row is None:
+            row = {**latest, "worst": int(r.status), "samples": 1, "failed_samples": failed}
+            self.pending.inspection_new[key] = row
+            self.inspection[key] = dict(row)
+            return
+        new = {
+            **{c: row[c] for c in _INSPECTION_COLUMNS},
+            "worst": max(int(row["worst"]), int(r.status)),
+            "samples": int(row["samples"]) + 1,
+            "failed_samples": int(row["failed_samples"]) + failed,
+        }
+        last = utc(row["observed_at"])
+        if last is None or r.observed_at >= last:
+            new.update(latest)
+        if key in self.pending.inspection_new:
+            self.pending.inspection_new[key] = new
+        else:
+            self.pending.inspection_upd[key] = new
+        self.inspection[key] = {**row, **new}
+
+    # ------------------------------------------------------------------ writing
+
+    def flush(self) -> None:
+        p, conn, site = self.pending, self.conn, self.site
+        if p.empty():
+            return
+        if p.targets_new:
+            conn.execute(insert(targets), list(p.targets_new.values()))
+        if p.targets_upd:
+            conn.execute(
+                _UPDATE_TARGET,
+                [{"k_site": site, "k_target": t, **v} for t, v in p.targets_upd.items()],
+            )
+        if p.current_new:
+            conn.execute(
+                insert(current),
+                [
+                    {"site": site, "target": t, "check_key": k, **v}
+                    for (t, k), v in p.current_new.items()
+                ],
+            )
+        if p.current_upd:
+            conn.execute(
+                _UPDATE_CURRENT,
+                [
+                    {"k_site": site, "k_target": t, "k_key": k, **v}
+                    for (t, k), v in p.current_upd.items()
+                ],
+            )
+        if p.transitions:
+            conn.execute(insert(transitions), p.transitions)
+        if p.inspection_new:
+            conn.execute(
+                insert(inspection),
+                [
+                    {"month": m, "site": site, "target": t, "check_key": k, **v}
+                    for (m, t, k), v in p.inspection_new.items()
+                ],
+            )
+        if p.inspection_upd:
+            conn.execute(
+                _UPDATE_INSPECTION,
+                [
+                    {"k_month": m, "k_site": site, "k_target": t, "k_key": k, **v}
+                    for (m, t, k), v in p.inspection_upd.items()
+                ],
+            )
+        self.pending = _Pending()
