@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from checks.catalogue import DeviceClass, load_catalogue
 from checks.thresholds import Threshold, parse_threshold
 from fieldmon.configfile import BrokerConfig, ConfigError, Name, StrictModel, load_model
+from fieldmon.secrets import merge_secret_sources
 
 
 class MqttConfig(BrokerConfig):
@@ -32,6 +33,12 @@ class SnmpConfig(StrictModel):
     timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
     retries: Annotated[int, Field(ge=0, le=5)] = 1
     max_repetitions: Annotated[int, Field(ge=1, le=100)] = 25
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_sources(cls, data: Any) -> Any:
+        """``community_env``/``community_file``, ``auth_key_env``/``…_file``, and so on."""
+        return merge_secret_sources(data, "community", "auth_key", "priv_key")
 
     @model_validator(mode="after")
     def _v3_needs_user(self) -> SnmpConfig:
@@ -79,6 +86,11 @@ class SshConfig(StrictModel):
         device that trickles output forever is still cut off."""
         return self.timeout * 6
 
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_sources(cls, data: Any) -> Any:
+        return merge_secret_sources(data, "password")
+
     @model_validator(mode="after")
     def _credentials_and_files(self) -> SshConfig:
         if self.password is None and self.key_file is None:
@@ -108,6 +120,10 @@ class TargetConfig(StrictModel):
     intervals: dict[str, Annotated[int, Field(ge=5)]] = {}
     thresholds: dict[str, dict[str, Any]] = {}
     disabled: list[str] = []
+    #: Local host only: process names that must be running (``proc.running``, one item each).
+    processes: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
+    #: Local host only: listening ports accepted even when absent from the recorded baseline.
+    allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
 
     @model_validator(mode="after")
     def _snmp_needs_address(self) -> TargetConfig:

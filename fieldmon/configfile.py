@@ -10,9 +10,10 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from checks.topics import NAME_RE
+from fieldmon.secrets import merge_secret_sources
 from fieldmon.tls import TlsConfig
 
 M = TypeVar("M", bound=BaseModel)
@@ -33,8 +34,14 @@ class BrokerConfig(StrictModel):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     username: str | None = None
+    #: Also ``password_env`` (an environment variable) or ``password_file``.
     password: SecretStr | None = None
     tls: TlsConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_sources(cls, data: Any) -> Any:
+        return merge_secret_sources(data, "password")
 
 
 class ConfigError(Exception):

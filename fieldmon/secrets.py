@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-__all__ = ["SecretError", "read_secret", "resolve_secret_fields"]
+__all__ = ["SecretError", "merge_secret_sources", "read_secret", "resolve_secret_fields"]
 
 
 class SecretError(ValueError):
@@ -97,3 +98,22 @@ def resolve_secret_fields(model: BaseModel, *names: str, required: bool = False)
         if secret is None and required:
             raise SecretError(f"{name} is required (or {name}_env / {name}_file)")
         setattr(model, name, secret)
+
+
+def merge_secret_sources(data: Any, *names: str) -> Any:
+    """For a ``@model_validator(mode="before")``: accept ``X_env`` / ``X_file`` for each secret
+    field ``X`` and put the secret they name into ``X``, so the model keeps one plain field.
+
+    Used where a secret has a default (an SNMP community is "public" unless told otherwise)
+    or must stay non-optional, which :func:`resolve_secret_fields` cannot express.
+    """
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for name in names:
+        env, file = out.pop(f"{name}_env", None), out.pop(f"{name}_file", None)
+        if env is None and file is None:
+            continue
+        secret = read_secret(out.get(name), env=env, file=file, name=name)
+        out[name] = secret
+    return out

@@ -1,6 +1,7 @@
 """A bad configuration stops the program with exit code 2 before anything starts, and the
 message names the file, the key and the problem."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,33 @@ def test_agent_check_exit_code_follows_crit(tmp_path: Path) -> None:
     assert crit.returncode == 1
     line = next(ln for ln in crit.stdout.splitlines() if "mem.usage" in ln)
     assert "CRIT" in line and "threshold crit ≥ 0.001" in line
+
+
+def test_secrets_from_environment_and_files(tmp_path: Path) -> None:
+    from agent.config import load_agent_config
+
+    secret_file = tmp_path / "broker.pw"
+    secret_file.write_text("broker-pw-123\n")
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(
+        AGENT.format(state=tmp_path / "state", port=1883).replace(
+            "port = 1883", f'port = 1883\npassword_file = "{secret_file}"'
+        )
+        + '[[targets]]\nname = "sw1"\nclass = "snmp-device"\naddress = "127.0.0.1"\n'
+        '[targets.snmp]\ncommunity_env = "FM_TEST_COMMUNITY"\n'
+    )
+    os.environ["FM_TEST_COMMUNITY"] = "c0mmunity-s3cret"
+    try:
+        loaded = load_agent_config(cfg)
+    finally:
+        del os.environ["FM_TEST_COMMUNITY"]
+    assert loaded.mqtt.password is not None
+    assert loaded.mqtt.password.get_secret_value() == "broker-pw-123"
+    snmp = loaded.targets[1].snmp
+    assert snmp is not None and snmp.community.get_secret_value() == "c0mmunity-s3cret"
+    assert "c0mmunity-s3cret" not in repr(loaded)
+    # Unset variable: exit 2 naming the key and the variable, never a value.
+    done = fieldmon("agent", "run", "--config", str(cfg))
+    assert done.returncode == 2
+    assert "community_env: environment variable FM_TEST_COMMUNITY is not set" in done.stderr
+    assert not (tmp_path / "state").exists()
