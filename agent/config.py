@@ -169,6 +169,9 @@ class TargetConfig(StrictModel):
 class OutboxConfig(StrictModel):
     #: Results kept while the broker is unreachable; the oldest are dropped (and counted) beyond.
     max_results: Annotated[int, Field(ge=100, le=10_000_000)] = 500_000
+    #: … and beyond this size on disk, and for results older than this.
+    max_mib: Annotated[float, Field(gt=0, le=100_000)] = 256
+    max_age_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 720
     batch_size: Annotated[int, Field(ge=1, le=2000)] = 500
 
 

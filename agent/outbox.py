@@ -1,9 +1,10 @@
 """The agent's store-and-forward buffer: results wait here until the broker acknowledges them.
 
 A result is written (and fsynced) before it counts as taken; it leaves only after the
-broker's PUBACK. If the buffer is full the oldest results are dropped, counted, and a gap
-record kept, so the collector can show exactly what is missing instead of silently lying.
-A corrupt file is moved aside and a fresh one started: the agent keeps working.
+broker's PUBACK. The buffer is bounded three ways (count, bytes, age). Beyond a bound the
+oldest results are dropped, counted, and a gap record kept; gap records travel to the
+collector with the next batch, so the report can show exactly what is missing instead of
+silently lying. A corrupt file is moved aside and a fresh one started: the agent keeps working.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,13 @@ import orjson
 log = logging.getLogger(__name__)
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL, observed REAL
+);
 CREATE TABLE IF NOT EXISTS gaps (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    dropped INTEGER NOT NULL, first_observed TEXT, last_observed TEXT, recorded_at REAL NOT NULL
+    dropped INTEGER NOT NULL, first_observed TEXT, last_observed TEXT, recorded_at REAL NOT NULL,
+    gap_id TEXT, published INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
@@ -35,14 +41,48 @@ class Gap:
     dropped: int
     first_observed: str | None
     last_observed: str | None
+    gap_id: str = ""
+    recorded_at: float = 0.0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "gap_id": self.gap_id,
+            "dropped": self.dropped,
+            "first_observed": self.first_observed,
+            "last_observed": self.last_observed,
+            "recorded_at": datetime.fromtimestamp(self.recorded_at, UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
+        }
+
+
+def _observed(body: dict[str, Any]) -> float | None:
+    text = body.get("observed_at")
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 class Outbox:
-    def __init__(self, path: Path, max_results: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_results: int,
+        max_bytes: int = 256 * 2**20,
+        max_age: float = 30 * 86400.0,
+    ) -> None:
         self.path = path
         self.max_results = max_results
+        self.max_bytes = max_bytes
+        self.max_age = max_age
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open()
+        self._bytes = int(
+            self._db.execute("SELECT coalesce(sum(length(body)), 0) FROM outbox").fetchone()[0]
+        )
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -66,32 +106,54 @@ class Outbox:
         self._db.close()
 
     def put(self, results: Sequence[dict[str, Any]]) -> None:
-        """Keep ``results`` (wire-shaped dicts) durably; drop the oldest beyond the bound."""
+        """Keep ``results`` (wire-shaped dicts) durably; drop the oldest beyond the bounds."""
         if not results:
             return
+        rows = [(orjson.dumps(r), _observed(r)) for r in results]
         with self._tx():
-            self._db.executemany(
-                "INSERT INTO outbox(body) VALUES (?)", [(orjson.dumps(r),) for r in results]
-            )
+            self._db.executemany("INSERT INTO outbox(body, observed) VALUES (?, ?)", rows)
+            self._bytes += sum(len(b) for b, _ in rows)
             excess = self.pending() - self.max_results
             if excess > 0:
-                self._drop_oldest(excess)
+                seq = self._db.execute(
+                    "SELECT seq FROM outbox ORDER BY seq LIMIT 1 OFFSET ?", (excess - 1,)
+                ).fetchone()[0]
+                self._drop("seq <= ?", (seq,), "count")
+            if self._bytes > self.max_bytes:
+                self._drop_bytes()
+            cutoff = time.time() - self.max_age
+            oldest = self._db.execute("SELECT min(observed) FROM outbox").fetchone()[0]
+            if oldest is not None and oldest < cutoff:
+                self._drop("observed < ?", (cutoff,), "age")
 
-    def _drop_oldest(self, n: int) -> None:
+    def _drop_bytes(self) -> None:
+        over, seq = self._bytes - self.max_bytes, 0
+        for s, size in self._db.execute("SELECT seq, length(body) FROM outbox ORDER BY seq"):
+            over -= size
+            seq = s
+            if over <= 0:
+                break
+        self._drop("seq <= ?", (seq,), "bytes")
+
+    def _drop(self, where: str, args: tuple[Any, ...], bound: str) -> None:
+        """Drop the rows matching ``where`` (always the oldest) and keep a gap record."""
         rows = self._db.execute(
-            "SELECT seq, body FROM outbox ORDER BY seq LIMIT ?", (n,)
+            f"SELECT seq, body FROM outbox WHERE {where} ORDER BY seq", args
         ).fetchall()
+        if not rows:
+            return
         first = orjson.loads(rows[0][1]).get("observed_at")
         last = orjson.loads(rows[-1][1]).get("observed_at")
-        self._db.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
+        self._db.execute(f"DELETE FROM outbox WHERE {where}", args)
+        self._bytes -= sum(len(b) for _, b in rows)
         self._db.execute(
-            "INSERT INTO gaps(dropped, first_observed, last_observed, recorded_at)"
-            " VALUES (?, ?, ?, ?)",
-            (len(rows), first, last, time.time()),
+            "INSERT INTO gaps(dropped, first_observed, last_observed, recorded_at, gap_id)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (len(rows), first, last, time.time(), uuid.uuid4().hex),
         )
         log.warning(
-            "outbox full (%d results): dropped the %d oldest, observed %s .. %s",
-            self.max_results,
+            "outbox over its %s bound: dropped the %d oldest results, observed %s .. %s",
+            bound,
             len(rows),
             first,
             last,
@@ -106,20 +168,35 @@ class Outbox:
 
     def ack(self, up_to_seq: int) -> None:
         """The broker has acknowledged every result up to ``up_to_seq``."""
+        size = self._db.execute(
+            "SELECT coalesce(sum(length(body)), 0) FROM outbox WHERE seq <= ?", (up_to_seq,)
+        ).fetchone()[0]
         self._db.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,))
+        self._bytes -= int(size)
 
     def pending(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._bytes
 
     def dropped_total(self) -> int:
         row = self._db.execute("SELECT coalesce(sum(dropped), 0) FROM gaps").fetchone()
         return int(row[0])
 
-    def gaps(self) -> list[Gap]:
+    def gaps(self, unpublished: bool = False) -> list[Gap]:
+        where = " WHERE published = 0" if unpublished else ""
         rows = self._db.execute(
-            "SELECT dropped, first_observed, last_observed FROM gaps ORDER BY id"
+            "SELECT dropped, first_observed, last_observed, coalesce(gap_id, ''), recorded_at"
+            f" FROM gaps{where} ORDER BY id"
         ).fetchall()
         return [Gap(*r) for r in rows]
+
+    def gaps_published(self, gap_ids: Sequence[str]) -> None:
+        self._db.executemany(
+            "UPDATE gaps SET published = 1 WHERE gap_id = ?", [(g,) for g in gap_ids]
+        )
 
     def get_state(self, key: str) -> Any:
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()

@@ -103,6 +103,15 @@ class Publisher:
         size = self._cfg.outbox.batch_size
         while True:
             batch = self._outbox.peek(size)
+            gaps = [g.to_wire() for g in self._outbox.gaps(unpublished=True)][:100]
+            if not batch and gaps:
+                await client.publish(
+                    self._results_topic,
+                    encode_batch(self._cfg.site, self._cfg.agent, [], gaps=gaps),
+                    qos=1,
+                )
+                self._outbox.gaps_published([g["gap_id"] for g in gaps])
+                continue
             if not batch:
                 if stop.is_set():
                     return
@@ -113,9 +122,15 @@ class Publisher:
                 stopper.cancel()
                 waker.cancel()
                 continue
-            payload = encode_batch(self._cfg.site, self._cfg.agent, [r for _, r in batch])
+            payload = encode_batch(
+                self._cfg.site, self._cfg.agent, [r for _, r in batch], gaps=gaps
+            )
             while len(payload) > MAX_PAYLOAD_BYTES and len(batch) > 1:
                 batch = batch[: len(batch) // 2]
-                payload = encode_batch(self._cfg.site, self._cfg.agent, [r for _, r in batch])
+                payload = encode_batch(
+                    self._cfg.site, self._cfg.agent, [r for _, r in batch], gaps=gaps
+                )
             await client.publish(self._results_topic, payload, qos=1)
             self._outbox.ack(batch[-1][0])
+            if gaps:
+                self._outbox.gaps_published([g["gap_id"] for g in gaps])

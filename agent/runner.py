@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
+from typing import Any
 
 from agent.config import AgentConfig, TargetConfig
 from agent.outbox import Outbox
@@ -18,6 +19,8 @@ from checks.wire import result_to_wire
 log = logging.getLogger(__name__)
 
 SEEN_UP_KEY = "snmp.seen_up"
+#: The local probe's security baselines (ports, accounts, sudo rules), kept across restarts.
+SECURITY_KEY = "security.baselines"
 
 
 class Probes:
@@ -31,6 +34,9 @@ class Probes:
         if outbox is not None:
             stored = outbox.get_state(SEEN_UP_KEY) or {}
             self.seen_up = {k: set(v) for k, v in stored.items()}
+        self.security_state: dict[str, Any] = {}
+        if outbox is not None:
+            self.security_state = dict(outbox.get_state(SECURITY_KEY) or {})
 
     def for_method(self, method: str) -> Probe:
         if method not in self._probes:
@@ -41,7 +47,7 @@ class Probes:
         if method == "local":
             from agent.probes.local import LocalProbe
 
-            return LocalProbe(self._cfg.ntp_server)
+            return LocalProbe(self._cfg.ntp_server, state=self.security_state)
         if method == "snmp":
             from agent.probes.snmp import SnmpProbe
 
@@ -55,6 +61,8 @@ class Probes:
     def save_state(self) -> None:
         if self._outbox is not None and self.seen_up:
             self._outbox.set_state(SEEN_UP_KEY, {k: sorted(v) for k, v in self.seen_up.items()})
+        if self._outbox is not None and self.security_state:
+            self._outbox.set_state(SECURITY_KEY, self.security_state)
 
     async def close(self) -> None:
         for probe in self._probes.values():
@@ -73,7 +81,12 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     classes = _classes(cfg)
-    outbox = Outbox(cfg.state_dir / "outbox.sqlite", cfg.outbox.max_results)
+    outbox = Outbox(
+        cfg.state_dir / "outbox.sqlite",
+        cfg.outbox.max_results,
+        max_bytes=int(cfg.outbox.max_mib * 2**20),
+        max_age=cfg.outbox.max_age_hours * 3600,
+    )
     probes = Probes(cfg, outbox)
     publisher = Publisher(cfg, outbox)
 

@@ -78,12 +78,23 @@ class WireResult(_Strict):
     ] = {}
 
 
+class WireGap(_Strict):
+    """Results an agent's outbox had to drop (full, or too old): reported, never hidden."""
+
+    gap_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+    dropped: Annotated[int, Field(ge=1)]
+    first_observed: AwareDatetime | None = None
+    last_observed: AwareDatetime | None = None
+    recorded_at: AwareDatetime
+
+
 class WireBatch(_Strict):
     schema_: Annotated[Literal[1], Field(alias="schema")]
     site: Name
     agent: Name
     sent_at: AwareDatetime
     results: Annotated[list[WireResult], Field(max_length=MAX_RESULTS_PER_BATCH)]
+    gaps: Annotated[list[WireGap], Field(max_length=100)] = []
 
 
 class WireStatus(_Strict):
@@ -124,18 +135,23 @@ def result_to_wire(result: Result) -> dict[str, Any]:
 
 
 def encode_batch(
-    site: str, agent: str, results: Sequence[dict[str, Any]], sent_at: datetime | None = None
+    site: str,
+    agent: str,
+    results: Sequence[dict[str, Any]],
+    sent_at: datetime | None = None,
+    gaps: Sequence[dict[str, Any]] = (),
 ) -> bytes:
     """Serialise already-wire-shaped results (see :func:`result_to_wire`) into one payload."""
-    return orjson.dumps(
-        {
-            "schema": SCHEMA_VERSION,
-            "site": site,
-            "agent": agent,
-            "sent_at": _iso(sent_at or datetime.now(UTC)),
-            "results": list(results),
-        }
-    )
+    body: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "site": site,
+        "agent": agent,
+        "sent_at": _iso(sent_at or datetime.now(UTC)),
+        "results": list(results),
+    }
+    if gaps:
+        body["gaps"] = list(gaps)
+    return orjson.dumps(body)
 
 
 def encode_status(site: str, agent: str, state: str, version: str = "") -> bytes:
@@ -186,11 +202,20 @@ def _explain(exc: ValidationError) -> str:
 
 def decode_batch(payload: bytes, topic: TopicParts) -> list[Result]:
     """Validate a results payload received on ``topic``; raise :class:`Rejected` if bad."""
+    return decode_payload(payload, topic)[0]
+
+
+def decode_payload(payload: bytes, topic: TopicParts) -> tuple[list[Result], list[WireGap]]:
+    """Results and gap records of one payload; :class:`Rejected` if anything is wrong."""
     data = _load(payload, topic)
     try:
         batch = WireBatch.model_validate(data)
     except ValidationError as exc:
         raise Rejected(RejectReason.INVALID, _explain(exc)) from None
+    return _results(batch), list(batch.gaps)
+
+
+def _results(batch: WireBatch) -> list[Result]:
     return [
         Result(
             msg_id=r.msg_id,

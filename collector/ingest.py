@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from checks.catalogue import DeviceClass
 from checks.topics import parse_topic
-from checks.wire import Rejected, RejectReason, decode_batch, decode_status
+from checks.wire import Rejected, RejectReason, decode_payload, decode_status
 from collector.incidents.rules import Rules
 from collector.metrics import IngestCounters
 from collector.store.db import IngestStats, Store
@@ -65,9 +65,9 @@ class Ingestor:
                     now,
                 )
             elif parts.kind == "results":
-                results = decode_batch(msg.payload, parts)
+                results, gaps = decode_payload(msg.payload, parts)
                 stats = self.store.ingest(
-                    parts.site, parts.agent, results, self.classes, self.rules, now
+                    parts.site, parts.agent, results, self.classes, self.rules, now, gaps
                 )
                 self.counters.results.inc(stats.accepted)
                 self.counters.duplicates.inc(stats.duplicates)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import orjson
 import psutil
 
 from tests.support.broker import Broker
 from tests.support.configs import LOCAL_TARGET, agent_toml, collector_toml
-from tests.support.procs import Proc, http_get, http_json, metric_value, wait_for
+from tests.support.procs import Proc, fieldmon, http_get, http_json, metric_value, wait_for
 
 
 def _outbox(path: Path) -> tuple[int, int]:
@@ -68,3 +71,59 @@ def test_broker_outage_loses_nothing(tmp_path: Path) -> None:
             agent.stop()
         collector.stop()
         broker.cleanup()
+
+
+def test_dropped_results_reach_the_report_as_a_gap(tmp_path: Path) -> None:
+    """Results too old for the outbox are dropped while the broker is away; the gap record
+    travels to the collector and the monthly report shows it."""
+    broker = Broker()
+    broker.start()
+    coll_cfg, http_port = collector_toml(tmp_path, broker.port)
+    collector = Proc(["collector", "run", "--config", str(coll_cfg)], tmp_path / "collector.log")
+    base = f"http://127.0.0.1:{http_port}"
+    agent: Proc | None = None
+    try:
+        wait_for(lambda: http_json(f"{base}/healthz")["broker"], 20, what="collector subscribed")
+        broker.stop()
+        cfg = agent_toml(
+            tmp_path, broker.port, LOCAL_TARGET, extra="[outbox]\nmax_age_hours = 0.001\n"
+        )  # 3.6 s
+        agent = Proc(["agent", "run", "--config", str(cfg)], tmp_path / "agent.log")
+        outbox = tmp_path / "agent-a1" / "outbox.sqlite"
+
+        def dropped() -> int:
+            with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True) as db:
+                return int(db.execute("SELECT coalesce(sum(dropped), 0) FROM gaps").fetchone()[0])
+
+        wait_for(lambda: outbox.exists() and dropped() >= 5, 40, what="results aged out")
+        broker.start()
+        wait_for(lambda: _outbox(outbox)[0] == 0, 30, what="outbox drained")
+        assert agent.stop() == 0
+        total = dropped()
+    finally:
+        if agent:
+            agent.stop()
+        collector.stop()
+        broker.cleanup()
+    month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    done = fieldmon(
+        "report",
+        "monthly",
+        "--config",
+        str(coll_cfg),
+        "--site",
+        "s1",
+        "--month",
+        month,
+        "--lang",
+        "en",
+        "--format",
+        "json,html",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert done.returncode == 0, done.stderr
+    report = orjson.loads((tmp_path / "r" / f"monthly-s1-{month}-en.json").read_bytes())
+    assert sum(g["dropped"] for g in report["gaps"]) == total
+    html = (tmp_path / "r" / f"monthly-s1-{month}-en.html").read_text()
+    assert "agent buffer overflowed" in html or "results dropped" in html

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from checks.catalogue import DeviceClass
 from checks.result import Result
 from checks.status import Status
+from checks.wire import WireGap
 from collector.incidents.engine import (
     Policy,
     is_stale,
@@ -135,12 +136,13 @@ class Store:
         classes: Mapping[str, DeviceClass],
         rules: Rules | Policy,
         now: datetime,
+        gaps: Sequence[WireGap] = (),
     ) -> IngestStats:
         """Store a batch in one transaction. When another collector sharing the database
         opened the same incident a moment earlier, the unique index refuses ours: the whole
         batch is retried and then sees (and updates) theirs."""
         rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
-        return self._retrying(lambda: self._ingest(site, agent, results, classes, rules, now))
+        return self._retrying(lambda: self._ingest(site, agent, results, classes, rules, now, gaps))
 
     def _retrying(self, work: Callable[[], IngestStats], attempts: int = 5) -> IngestStats:
         for attempt in range(attempts):
@@ -161,9 +163,11 @@ class Store:
         classes: Mapping[str, DeviceClass],
         rules: Rules,
         now: datetime,
+        gap_records: Sequence[WireGap] = (),
     ) -> IngestStats:
         stats = IngestStats()
         with self.engine.begin() as conn:
+            self._store_gaps(conn, site, agent, gap_records, now)
             ids = [r.msg_id for r in results]
             seen = {
                 row[0]
@@ -192,6 +196,36 @@ class Store:
             writer.flush()
             stats.accepted = len(fresh)
         return stats
+
+    def _store_gaps(
+        self, conn: Connection, site: str, agent: str, records: Sequence[WireGap], now: datetime
+    ) -> None:
+        for g in records:
+            known = conn.execute(
+                select(gaps.c.id).where(
+                    and_(gaps.c.site == site, gaps.c.agent == agent, gaps.c.gap_id == g.gap_id)
+                )
+            ).first()
+            if known is None:
+                conn.execute(
+                    insert(gaps).values(
+                        site=site,
+                        agent=agent,
+                        gap_id=g.gap_id,
+                        dropped=g.dropped,
+                        first_observed=g.first_observed,
+                        last_observed=g.last_observed,
+                        recorded_at=g.recorded_at,
+                    )
+                )
+                log.warning(
+                    "agent %s/%s dropped %d results (%s .. %s)",
+                    site,
+                    agent,
+                    g.dropped,
+                    g.first_observed,
+                    g.last_observed,
+                )
 
     def _touch_agent(self, conn: Connection, site: str, agent: str, now: datetime) -> None:
         done = conn.execute(
@@ -289,27 +323,6 @@ class Store:
             elif decision.action == "resolve" and open_inc is not None:
                 ops.resolve(open_inc.id, now, "agent back online", stats, data={"state": state})
         return stats
-
-    def record_gap(
-        self,
-        site: str,
-        agent: str,
-        dropped: int,
-        first: datetime | None,
-        last: datetime | None,
-        now: datetime,
-    ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(gaps).values(
-                    site=site,
-                    agent=agent,
-                    dropped=dropped,
-                    first_observed=first,
-                    last_observed=last,
-                    recorded_at=now,
-                )
-            )
 
     def prune_received(self, older_than: timedelta, now: datetime) -> int:
         with self.engine.begin() as conn:

@@ -220,4 +220,7 @@ gaps = Table(
     Column("first_observed", DateTime(timezone=True)),
     Column("last_observed", DateTime(timezone=True)),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    #: The agent's id for the record, so a redelivered batch does not count a gap twice.
+    Column("gap_id", String(64)),
+    Index("ux_gaps_agent_gap", "site", "agent", "gap_id", unique=True),
 )
