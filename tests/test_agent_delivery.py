@@ -100,6 +100,13 @@ def test_dropped_results_reach_the_report_as_a_gap(tmp_path: Path) -> None:
         wait_for(lambda: _outbox(outbox)[0] == 0, 30, what="outbox drained")
         assert agent.stop() == 0
         total = dropped()
+        # The agent's "stopped" status follows its last batch: once the collector has it,
+        # it has everything before it.
+        wait_for(
+            lambda: [a for a in http_json(f"{base}/api/v1/agents") if a["state"] == "stopped"],
+            30,
+            what="collector caught up",
+        )
     finally:
         if agent:
             agent.stop()
