@@ -273,3 +273,29 @@ def test_people_actions_and_their_rules(store: Store) -> None:
         )
     [(bad_number, bad_entry)] = store.verify_all()
     assert bad_number == number and bad_entry == events[3]["id"]
+
+
+def test_fault_analysis_report_overdue_is_raised_once(store: Store) -> None:
+    rules = Rules(policy=Policy(stale_intervals=100_000))
+    feed(store, res("nvr", Status.CRIT, T0), rules=rules)
+    feed(store, res("nvr", Status.OK, T0 + M), rules=rules)
+    [inc] = store.incidents()
+    assert store.sweep(rules, T0 + timedelta(days=2)).raised == []
+    s = store.sweep(rules, T0 + timedelta(days=3, minutes=2))
+    assert [(r.kind, r.number) for r in s.raised] == [("reminder", inc["number"])]
+    assert store.sweep(rules, T0 + timedelta(days=4)).raised == []
+    # Filing it in time for the next one: nothing raised.
+    feed(store, res("nvr", Status.CRIT, T0 + timedelta(days=5)), rules=rules)
+    feed(store, res("nvr", Status.OK, T0 + timedelta(days=5, minutes=1)), rules=rules)
+    newer = store.incidents()[0]["number"]
+    store.act(
+        newer,
+        "analysis",
+        "li.wei",
+        T0 + timedelta(days=6),
+        symptoms="a",
+        handling="b",
+        result="c",
+        prevention="d",
+    )
+    assert store.sweep(rules, T0 + timedelta(days=9)).raised == []

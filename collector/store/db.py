@@ -45,6 +45,7 @@ from collector.store.incident_ops import (
     SYSTEM,
     IncidentOps,
     IngestStats,
+    Raised,
     event_hash,
 )
 from collector.store.migrate import upgrade
@@ -352,7 +353,54 @@ class Store:
                 elif running and not in_window and pauses[-1][2] == "maintenance window":
                     ops.resume(int(row["id"]), now, SYSTEM, "maintenance window ended")
                 ops.escalate(ops.row(int(row["id"])), rules.sla_for(site), now, stats)
+            self._sweep_analysis(conn, ops, now, stats)
         return stats
+
+    def _sweep_analysis(
+        self, conn: Connection, ops: IncidentOps, now: datetime, stats: IngestStats
+    ) -> None:
+        """The fault analysis report (故障分析说明) is due within 3 days of resolution: an
+        overdue one is raised once, like a missed deadline. Merged incidents need none."""
+        due = conn.execute(
+            select(incidents).where(
+                and_(
+                    incidents.c.state.in_(("resolved", "closed")),
+                    incidents.c.analysis.is_(None),
+                    incidents.c.analysis_due < now,
+                    incidents.c.source != "agent",
+                )
+            )
+        ).mappings()
+        for row in list(due):
+            if "analysis" in (row["breaches"] or []):
+                continue
+            conn.execute(
+                update(incidents)
+                .where(incidents.c.id == row["id"])
+                .values(breaches=sorted({*(row["breaches"] or []), "analysis"}))
+            )
+            ops.event(
+                int(row["id"]),
+                now,
+                "breached",
+                SYSTEM,
+                "fault analysis report overdue (due within 3 days of resolution)",
+                {"deadline": "analysis"},
+            )
+            stats.raised.append(
+                Raised(
+                    str(row["number"]),
+                    "reminder",
+                    row["site"],
+                    row["target"],
+                    int(row["level"]),
+                    int(row["tier"]),
+                    row["title"],
+                    "fault analysis report overdue",
+                    now,
+                    utc(row["analysis_due"]),
+                )
+            )
 
     def _sweep_stale(
         self, conn: Connection, ops: IncidentOps, rules: Rules, now: datetime, stats: IngestStats
