@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 RUN_PKGS := python3 python3-venv python3-dev gcc mosquitto mosquitto-clients snmp snmpd \
             openssh-server fonts-noto-cjk poppler-utils tzdata curl ca-certificates
 # chrony is the real NTP server the clock-offset tests query (run with -x: it never sets
-# this machine's clock).
-TEST_PKGS := $(RUN_PKGS) chrony
+# this machine's clock). prometheus provides promtool, which checks and unit-tests deploy/prometheus.
+TEST_PKGS := $(RUN_PKGS) chrony prometheus
 
-.PHONY: run test system system-test venv clean
+.PHONY: run test bench system system-test system-bench venv clean
 
 run: system venv
 	$(BIN)/fieldmon run
@@ -20,10 +20,14 @@ test: system-test venv
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+bench: system-bench venv
+	$(BIN)/python -m bench.run_all
+
 # Installs only what is missing, so a second run does no network work.
 system: PKGS = $(RUN_PKGS)
 system-test: PKGS = $(TEST_PKGS)
-system system-test:
+system-bench: PKGS = $(BENCH_PKGS)
+system system-test system-bench:
 	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \

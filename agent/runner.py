@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import signal
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ class Probes:
         self._cfg = cfg
         self._outbox = outbox
         self._probes: dict[str, Probe] = {}
+        self._saved: dict[str, Any] = {}
         self.seen_up: dict[str, set[str]] = {}
         if outbox is not None:
             stored = outbox.get_state(SEEN_UP_KEY) or {}
@@ -59,10 +61,17 @@ class Probes:
         raise ValueError(f"no probe polls method {method!r}")
 
     def save_state(self) -> None:
-        if self._outbox is not None and self.seen_up:
-            self._outbox.set_state(SEEN_UP_KEY, {k: sorted(v) for k, v in self.seen_up.items()})
-        if self._outbox is not None and self.security_state:
-            self._outbox.set_state(SECURITY_KEY, self.security_state)
+        """Persist remembered state, but only what changed since the last save: this runs
+        after every collection and each write is an fsync."""
+        if self._outbox is None:
+            return
+        for key, value in (
+            (SEEN_UP_KEY, {k: sorted(v) for k, v in self.seen_up.items()}),
+            (SECURITY_KEY, self.security_state),
+        ):
+            if value and self._saved.get(key) != value:
+                self._outbox.set_state(key, value)
+                self._saved[key] = copy.deepcopy(value)
 
     async def close(self) -> None:
         for probe in self._probes.values():
