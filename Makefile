@@ -9,6 +9,8 @@ RUN_PKGS := python3 python3-venv python3-dev gcc mosquitto mosquitto-clients snm
 # chrony is the real NTP server the clock-offset tests query (run with -x: it never sets
 # this machine's clock). prometheus provides promtool, which checks and unit-tests deploy/prometheus.
 TEST_PKGS := $(RUN_PKGS) chrony prometheus
+# The benchmarks compare against these, measured in the same run.
+BENCH_PKGS := $(TEST_PKGS) prometheus-node-exporter prometheus-snmp-exporter
 
 .PHONY: run test bench system system-test system-bench venv clean
 

@@ -5,15 +5,27 @@ removed device disappears from /metrics instead of lingering)."""
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import RowMapping
 
+from checks.status import Status
 from checks.wire import RejectReason
+from collector.incidents.rules import Rules
+from collector.incidents.sla import KINDS, SlaPolicy, deadlines
 from collector.store.db import Store, utc
+from collector.store.incident_ops import clock_of
+
+#: "Due soon" on the wall display: the hour in which someone can still act.
+DUE_SOON = timedelta(hours=1)
+#: Checks that say whether a device answers at all, per collection method.
+REACHABILITY = ("snmp.reachable", "host.reachable")
 
 
 @dataclass(frozen=True)
@@ -46,20 +58,30 @@ class IngestCounters:
 
 
 class StateCollector(Collector):
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    """Every sample is computed from the store at scrape time, so nothing outlives its row.
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    ``rules`` gives each site's SLA policy (calendar, targets); without it the contract
+    defaults apply, which is right only for sites without their own SLA."""
+
+    def __init__(self, store: Store, rules: Rules | None = None) -> None:
+        self._store = store
+        self._rules = rules
+
+    def collect(self) -> Iterator[Metric]:
         status = GaugeMetricFamily(
             "fieldmon_check_status",
             "Current status per target and check: 0 OK, 1 WARN, 2 UNKNOWN, 3 CRIT",
             labels=["site", "target", "check", "item"],
         )
-        for row in self._store.current_rows():
+        current = self._store.current_rows()
+        for row in current:
             status.add_metric(
                 [row["site"], row["target"], row["check"], row["item"]], row["status"]
             )
         yield status
+        yield from self._devices(current)
+        yield from self._incidents_sla()
+        yield self._notify_failures()
         incidents = GaugeMetricFamily(
             "fieldmon_incidents_open",
             "Open incidents per site and fault level",
@@ -91,9 +113,115 @@ class StateCollector(Collector):
         yield up
         yield age
 
+    def _devices(self, current: list[RowMapping]) -> Iterator[Metric]:
+        """Devices up/down by class and the camera online ratio, from the reachability
+        check's current status. A stale target (no data in time) counts as down: silence
+        from a camera is not evidence that it works."""
+        reach: dict[tuple[str, str], int] = {}
+        for row in current:
+            if row["check"] in REACHABILITY:
+                key = (row["site"], row["target"])
+                reach[key] = max(reach.get(key, 0), int(row["status"]))
+        by_class: Tally[tuple[str, str, str]] = Tally()
+        cameras: Tally[str] = Tally()
+        cameras_online: Tally[str] = Tally()
+        for t in self._store.target_overview():
+            site, cls = str(t["site"]), str(t["class"])
+            status = reach.get((site, str(t["target"])))
+            if t["stale"] or status == Status.CRIT:
+                state = "down"
+            elif status is None or status == Status.UNKNOWN:
+                state = "unknown"
+            else:
+                state = "up"
+            by_class[(site, cls, state)] += 1
+            if cls == "camera":
+                cameras[site] += 1
+                if status == Status.OK and not t["stale"]:
+                    cameras_online[site] += 1
+        devices = GaugeMetricFamily(
+            "fieldmon_devices_targets",
+            "Monitored devices per site, class and state (up, down, unknown = no reachability "
+            "result yet); down includes stale targets",
+            labels=["site", "class", "state"],
+        )
+        for site, cls in sorted({(s, c) for s, c, _ in by_class}):
+            for state in ("up", "down", "unknown"):
+                devices.add_metric([site, cls, state], by_class[(site, cls, state)])
+        yield devices
+        ratio = GaugeMetricFamily(
+            "fieldmon_cameras_online_ratio",
+            "Cameras whose snmp.reachable is OK (and not stale) / all cameras, per site",
+            labels=["site"],
+        )
+        for site in sorted(cameras):
+            ratio.add_metric([site], cameras_online[site] / cameras[site])
+        yield ratio
 
-def build_registry(store: Store) -> tuple[CollectorRegistry, IngestCounters]:
+    def _incidents_sla(self) -> Iterator[Metric]:
+        """Open incidents by level and tier, and SLA deadlines missed or due within the hour,
+        computed with each site's own policy and calendar as the clock task would."""
+        now = datetime.now(UTC)
+        tiers: Tally[tuple[str, int, int]] = Tally()
+        breached: Tally[tuple[str, str]] = Tally()
+        due_soon: Tally[tuple[str, str]] = Tally()
+        sites: set[str] = set()
+        for row in self._store.open_incident_rows():
+            site = str(row["site"])
+            sites.add(site)
+            tiers[(site, int(row["level"]), int(row["tier"]))] += 1
+            clock = clock_of(row)
+            policy = self._rules.sla_for(site) if self._rules else SlaPolicy()
+            for kind, due in deadlines(clock, policy, now).items():
+                if clock.done_at(kind) is not None:
+                    continue  # met (or met late: that is history, not a clock running out)
+                if now > due:
+                    breached[(site, kind)] += 1
+                elif due - now <= DUE_SOON:
+                    due_soon[(site, kind)] += 1
+        by_tier = GaugeMetricFamily(
+            "fieldmon_incidents_open_by_tier",
+            "Open incidents per site, fault level (1 worst) and escalation tier",
+            labels=["site", "level", "tier"],
+        )
+        for site in sorted(sites):
+            for level in (1, 2, 3, 4):
+                for tier in (1, 2, 3):
+                    by_tier.add_metric([site, str(level), str(tier)], tiers[(site, level, tier)])
+        yield by_tier
+        missed = GaugeMetricFamily(
+            "fieldmon_sla_deadlines_breached",
+            "Deadlines of open incidents passed without being met, per site and deadline",
+            labels=["site", "deadline"],
+        )
+        soon = GaugeMetricFamily(
+            "fieldmon_sla_deadlines_due_soon",
+            f"Deadlines of open incidents not yet met and due within {int(DUE_SOON.seconds)} s",
+            labels=["site", "deadline"],
+        )
+        for site in sorted(sites):
+            for kind in KINDS:
+                missed.add_metric([site, kind], breached[(site, kind)])
+                soon.add_metric([site, kind], due_soon[(site, kind)])
+        yield missed
+        yield soon
+
+    def _notify_failures(self) -> Metric:
+        failed = CounterMetricFamily(
+            "fieldmon_notify_failed_notices",
+            "Failed notification attempts recorded on incident timelines, per channel "
+            "(one per incident in the attempt)",
+            labels=["channel"],
+        )
+        for channel, n in sorted(self._store.failed_notifications()):
+            failed.add_metric([channel], n)
+        return failed
+
+
+def build_registry(
+    store: Store, rules: Rules | None = None
+) -> tuple[CollectorRegistry, IngestCounters]:
     registry = CollectorRegistry(auto_describe=False)
     counters = IngestCounters.create(registry)
-    registry.register(StateCollector(store))
+    registry.register(StateCollector(store, rules))
     return registry, counters

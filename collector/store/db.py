@@ -833,3 +833,51 @@ class Store:
             if broken is not None:
                 out.append((str(number), broken))
         return out
+
+    # Read-only views for the metrics collector (collector/metrics.py): each is one query,
+    # so a scrape costs a fixed number of round trips however many sites there are.
+
+    def open_incident_rows(self) -> list[RowMapping]:
+        """Open incidents with what their SLA clock needs (clock_of) plus site and tier."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(
+                        incidents.c.site,
+                        incidents.c.level,
+                        incidents.c.tier,
+                        incidents.c.opened_at,
+                        incidents.c.pauses,
+                        incidents.c.responded_at,
+                        incidents.c.onsite_at,
+                        incidents.c.restored_at,
+                        incidents.c.resolved_at,
+                    ).where(incidents.c.state == "open")
+                ).mappings()
+            )
+
+    def target_overview(self) -> list[RowMapping]:
+        """(site, target, class, stale) of every known target, all sites."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(targets.c.site, targets.c.target, targets.c["class"], targets.c.stale)
+                ).mappings()
+            )
+
+    def failed_notifications(self) -> list[tuple[str, int]]:
+        """(channel, count) of failed sends on incident timelines: append-only, so the counts
+        only grow and can be exposed as counters that survive a collector restart."""
+        channel = incident_events.c.data["channel"].as_string()
+        q = (
+            select(channel, func.count())
+            .where(
+                and_(
+                    incident_events.c.kind == "notified",
+                    incident_events.c.data["ok"].as_boolean().is_(False),
+                )
+            )
+            .group_by(channel)
+        )
+        with self.engine.connect() as conn:
+            return [(str(c or ""), int(n)) for c, n in conn.execute(q)]
