@@ -134,8 +134,14 @@ def _parser() -> argparse.ArgumentParser:
     r_mon.add_argument("--site", required=True)
     r_mon.add_argument("--month", required=True, help="YYYY-MM")
     r_mon.add_argument("--lang", default="zh-CN", choices=["zh-CN", "en"])
-    r_mon.add_argument("--format", default="html,json", help="comma-separated: html,json")
+    r_mon.add_argument("--format", default="html,json", help="comma-separated: html,json,pdf,xlsx")
     r_mon.add_argument("--out", type=Path, default=Path("."))
+    r_mon.add_argument(
+        "--template-dir", type=Path, default=None, help="folder with a restyled monthly.typ"
+    )
+    r_mon.add_argument(
+        "--pdf-tags", action="store_true", help="tagged (accessible) PDF, about 8x larger"
+    )
 
     chk = sub.add_parser("checklist", help="inspection checklists").add_subparsers(
         dest="cmd", required=True
@@ -148,7 +154,50 @@ def _parser() -> argparse.ArgumentParser:
     )
     k_val = chk.add_parser("validate", help="validate checklist TOML files")
     k_val.add_argument("files", type=Path, nargs="+")
+    _deploy_parser(sub)
     return p
+
+
+def _deploy_parser(sub: Any) -> None:
+    """``fieldmon deploy …``: files an operator installs (see fieldmon/deploy.py)."""
+    dep = sub.add_parser("deploy", help="deployment files").add_subparsers(
+        dest="cmd", required=True
+    )
+    d_b = dep.add_parser("broker", help="Mosquitto with TLS, one password per agent and an ACL")
+    d_b.add_argument("--site", required=True)
+    d_b.add_argument("--agents", required=True, help="comma-separated agent names")
+    d_b.add_argument("--out", type=Path, required=True)
+    d_b.add_argument("--ca-cert", type=Path)
+    d_b.add_argument("--ca-key", type=Path)
+    d_b.add_argument("--port", type=int, default=8883)
+    d_b.add_argument("--bind", default="", help="listen address (default: all)")
+    d_b.add_argument(
+        "--hostname", action="append", default=[], help="name or IP agents dial (repeatable)"
+    )
+    d_b.add_argument("--data-dir", type=Path, default=Path("/var/lib/mosquitto"))
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from fieldmon.deploy import BrokerRequest, DeployError, describe, write_broker
+
+    req = BrokerRequest(
+        site=args.site,
+        agents=tuple(a.strip() for a in args.agents.split(",") if a.strip()),
+        out=args.out,
+        port=args.port,
+        bind=args.bind,
+        hostnames=tuple(args.hostname),
+        data_dir=args.data_dir,
+        ca_cert=args.ca_cert,
+        ca_key=args.ca_key,
+    )
+    try:
+        files = write_broker(req)
+    except (DeployError, ValueError) as exc:
+        print(f"fieldmon: {exc}", file=sys.stderr)
+        return 2
+    print(describe(files, req))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,6 +231,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _incidents(cmd, args)
     if area == "report":
         return _report(args)
+    if area == "deploy":
+        return _deploy(args)
     return _checklist(cmd, args)
 
 
@@ -367,7 +418,9 @@ def _report(args: argparse.Namespace) -> int:
         data = build_monthly(
             store, cfg, load_catalogue(cfg.catalogue_dirs), args.site, args.month, args.lang
         )
-        paths = render(data, formats, args.out)
+        paths = render(
+            data, formats, args.out, template_dir=args.template_dir, pdf_tags=args.pdf_tags
+        )
     except ReportError as exc:
         print(f"fieldmon: {exc}", file=sys.stderr)
         return 2

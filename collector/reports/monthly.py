@@ -21,7 +21,7 @@ from collector.config import CollectorConfig
 from collector.reports.labels import LABELS
 from collector.store.db import Store, utc
 
-FORMATS = ("html", "json")
+FORMATS = ("html", "json", "pdf", "xlsx")
 REACHABILITY = ("snmp.reachable", "host.reachable")
 
 
@@ -225,7 +225,16 @@ def _env() -> Environment:
     )
 
 
-def render(data: dict[str, Any], formats: list[str], out_dir: Path) -> list[Path]:
+def render(
+    data: dict[str, Any],
+    formats: list[str],
+    out_dir: Path,
+    *,
+    template_dir: Path | None = None,
+    pdf_tags: bool = False,
+) -> list[Path]:
+    """Write ``data`` in each of ``formats``. The PDF and XLSX writers are imported only when
+    asked for, so HTML/JSON keep working on an install without Typst or openpyxl."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ReportError(f"format(s) {', '.join(bad)} not supported (use {', '.join(FORMATS)})")
@@ -237,6 +246,17 @@ def render(data: dict[str, Any], formats: list[str], out_dir: Path) -> list[Path
         if fmt == "json":
             body = {k: v for k, v in data.items() if k != "labels"}
             path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+        elif fmt == "pdf":
+            from collector.reports.pdf import PdfError, render_pdf
+
+            try:
+                render_pdf(data, path, template_dir=template_dir, tagged=pdf_tags)
+            except PdfError as exc:
+                raise ReportError(str(exc)) from exc
+        elif fmt == "xlsx":
+            from collector.reports.xlsx import render_xlsx
+
+            render_xlsx(data, path)
         else:
             html = _env().get_template("monthly.html.j2").render(r=data, L=data["labels"])
             path.write_text(html, encoding="utf-8")

@@ -1,0 +1,88 @@
+"""Charts for the PDF, drawn with matplotlib (Agg, no display needed) as PNG images that the
+Typst template places in the summary. Drawn from the report data dict only, so every bar is a
+number the JSON output also carries."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+# Noto Sans CJK from fonts-noto-cjk. matplotlib reads the first face of the .ttc collection,
+# which may be registered under its JP name; its glyphs cover simplified Chinese as well.
+CJK_FAMILIES = ["Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK", "DejaVu Sans"]
+LEVEL_COLOURS = ["#b00020", "#d9534f", "#e0a030", "#7a8fa6"]
+
+
+def _figure() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    matplotlib.rcParams["font.family"] = "sans-serif"
+    matplotlib.rcParams["font.sans-serif"] = CJK_FAMILIES
+    matplotlib.rcParams["axes.unicode_minus"] = False
+    # A Figure, not pyplot: no global figure registry, safe to call from a server thread.
+    return Figure(figsize=(4.2, 2.8), dpi=150, layout="constrained")
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    # No software/version stamp: identical data then gives identical bytes across upgrades.
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def pass_rate_by_class(data: Mapping[str, Any]) -> bytes | None:
+    """Share of inspected checklist items that passed, per device class: the report's
+    availability figure. None when nothing was inspected (no chart beats an empty one)."""
+    L = data["labels"]
+    totals: dict[str, list[int]] = {}
+    for d in data["devices"]:
+        for it in d["items"]:
+            if it["verdict"]:
+                t = totals.setdefault(d["class_title"], [0, 0])
+                t[0] += it["verdict"] == "OK"
+                t[1] += 1
+    rates = {cls: 100.0 * ok / n for cls, (ok, n) in sorted(totals.items())}
+    if not rates:
+        return None
+    fig = _figure()
+    ax = fig.add_subplot()
+    bars = ax.barh(list(rates), list(rates.values()), height=0.5, color="#2f4a66")
+    ax.bar_label(bars, labels=[f"{v:.1f}" for v in rates.values()], padding=2, fontsize=7)
+    ax.set_xlim(0, 110)
+    ax.set_xlabel(L["pass_rate"], fontsize=8)
+    ax.set_title(L["chart_availability"], fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.invert_yaxis()
+    return _png(fig)
+
+
+def incidents_by_level(data: Mapping[str, Any]) -> bytes:
+    """Incidents of the month per fault level; drawn even when all are zero, since "no
+    incidents" is itself what the customer wants to see."""
+    L = data["labels"]
+    levels = ["1", "2", "3", "4"]
+    counts = [int(data["summary"]["incidents_by_level"][lv]) for lv in levels]
+    fig = _figure()
+    ax = fig.add_subplot()
+    bars = ax.bar([f"{L['level']} {lv}" for lv in levels], counts, color=LEVEL_COLOURS)
+    ax.bar_label(bars, padding=2, fontsize=7)
+    ax.set_ylim(0, max([*counts, 1]) * 1.25)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel(L["count"], fontsize=8)
+    ax.set_title(L["chart_incidents"], fontsize=9)
+    ax.tick_params(labelsize=7)
+    return _png(fig)
+
+
+def charts(data: Mapping[str, Any]) -> dict[str, bytes]:
+    """File name → PNG for every chart that has something to show."""
+    out: dict[str, bytes] = {}
+    rate = pass_rate_by_class(data)
+    if rate is not None:
+        out["chart-pass-rate.png"] = rate
+    out["chart-incidents.png"] = incidents_by_level(data)
+    return out

@@ -1,0 +1,196 @@
+"""The monthly report as a workbook, for customers who file inspection records in spreadsheets:
+a summary sheet, one 巡检记录表 sheet with a row per device and checklist item (so it can be
+filtered and sorted), and an incidents sheet. Written from the same dict as the PDF and JSON.
+
+openpyxl writes cell values as values, never as formulas unless asked, but a text starting with
+"=" would still be read by spreadsheet programs as a formula; such text is stored as a string
+cell explicitly so that a device named "=HYPERLINK(...)" stays text."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell.cell import Cell, MergedCell
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+HEAD_FILL = PatternFill("solid", start_color="E8EEF4")
+HEAD_FONT = Font(bold=True)
+VERDICT_FONT = {
+    "OK": Font(color="17692B"),
+    "WARN": Font(color="A66400", bold=True),
+    "CRIT": Font(color="B00020", bold=True),
+    "UNKNOWN": Font(color="666666", italic=True),
+}
+# Sheet titles may not contain these characters (Excel's rule).
+_BAD_TITLE = str.maketrans({c: "_" for c in "[]:*?/\\"})
+
+
+def _cell(ws: Worksheet, row: int, col: int, value: Any) -> Cell | MergedCell:
+    cell = ws.cell(row=row, column=col)
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@")):
+        cell.value = value
+        cell.data_type = "s"  # text, even if it looks like a formula
+    else:
+        cell.value = value
+    return cell
+
+
+def _number(value: Any) -> Any:
+    """A measured value as a number when it is one, so that the column sorts and filters
+    numerically; the store keeps values as text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        f = float(value)
+    except ValueError:
+        return value
+    if not math.isfinite(f):
+        return value
+    return int(f) if f.is_integer() and "." not in value and "e" not in value.lower() else f
+
+
+def _sheet(
+    ws: Worksheet, header: Sequence[str], rows: Sequence[Sequence[Any]], widths: Sequence[int]
+) -> None:
+    """A table with a bold frozen header row and an autofilter, the way engineers use them."""
+    for col, name in enumerate(header, 1):
+        c = _cell(ws, 1, col, name)
+        c.font, c.fill = HEAD_FONT, HEAD_FILL
+    for r, values in enumerate(rows, 2):
+        for col, value in enumerate(values, 1):
+            _cell(ws, r, col, value).alignment = Alignment(vertical="top", wrap_text=True)
+    for col, width in enumerate(widths, 1):
+        ws.column_dimensions[get_column_letter(col)].width = width
+    ws.freeze_panes = "A2"
+    if rows:
+        ws.auto_filter.ref = ws.dimensions
+
+
+def render_xlsx(data: Mapping[str, Any], out: Path) -> Path:
+    L: Mapping[str, str] = data["labels"]
+    cover, summary = data["cover"], data["summary"]
+    wb = Workbook()
+
+    ws = wb.active
+    assert ws is not None  # a new workbook always has one sheet
+    ws.title = L["summary_sheet"].translate(_BAD_TITLE)[:31]
+    figures: list[tuple[str, Any]] = [
+        (L["monthly_title"], cover["title"]),
+        (L["customer"], cover["customer"]),
+        (L["site"], cover["site"]),
+        (L["contract"], cover["contract"]),
+        (L["period"], cover["period"]),
+        (L["maintainer"], cover["maintainer"]),
+        (L["report_no"], cover["report_no"]),
+        (L["generated"], f"{cover['generated']} ({cover['timezone']})"),
+        (L["devices"], summary["devices"]),
+        (L["inspected"], summary["inspected"]),
+        (L["unreachable"], summary["unreachable"]),
+        (L["passed"], summary["items"]["OK"]),
+        (L["warned"], summary["items"]["WARN"]),
+        (L["failed"], summary["items"]["CRIT"]),
+        (L["unknown"], summary["items"]["UNKNOWN"]),
+        *((f"{L['level']} {lv}", n) for lv, n in summary["incidents_by_level"].items()),
+        (L["open"], summary["incidents_open"]),
+        (L["resolved"], summary["incidents_resolved"]),
+        *((f"{L['by_class']}: {cls}", n) for cls, n in summary["by_class"].items()),
+        *(
+            (L["gaps"], L["gap_text"].format(n=g["dropped"], a=g["first"], b=g["last"]))
+            for g in data["gaps"]
+        ),
+    ]
+    _sheet(ws, [L["figure"], L["figure_value"]], figures, [28, 50])
+
+    rows: list[list[Any]] = []
+    verdicts: list[tuple[str | None, str | None]] = []
+    for d in data["devices"]:
+        idn = d["identity"]
+        for it in d["items"]:
+            verdicts.append((it["verdict"], it["worst"]))
+            rows.append(
+                [
+                    d["name"],
+                    d["class_title"],
+                    idn["model"],
+                    idn["serial"],
+                    idn["firmware"],
+                    idn["location"],
+                    idn["address"],
+                    it["category"],
+                    f"{it['title']} — {it['item']}" if it["item"] else it["title"],
+                    it["method"],
+                    _number(it["value"]),
+                    it["unit"],
+                    it["summary"],
+                    it["threshold"],
+                    L[it["verdict"]] if it["verdict"] else L["not_inspected"],
+                    L[it["worst"]] if it["worst"] else "",
+                    it["checked_at"] or "",
+                    d["inspector"],
+                    "",
+                ]
+            )
+    forms = wb.create_sheet(L["record_form"].translate(_BAD_TITLE)[:31])
+    header = [
+        L["device"],
+        L["class"],
+        L["vendor_model"],
+        L["serial"],
+        L["firmware"],
+        L["location"],
+        L["address"],
+        L["category"],
+        L["item"],
+        L["method"],
+        L["value"],
+        L["unit"],
+        L["details"],
+        L["threshold"],
+        L["verdict"],
+        L["worst"],
+        L["inspected_at"],
+        L["inspector"],
+        L["remark"],
+    ]
+    widths = [18, 14, 18, 26, 22, 22, 15, 8, 34, 8, 12, 6, 30, 20, 8, 10, 17, 20, 20]
+    _sheet(forms, header, rows, widths)
+    for r, pair in enumerate(verdicts, 2):
+        for col, status in zip((15, 16), pair, strict=True):
+            forms.cell(row=r, column=col).font = VERDICT_FONT[status or "UNKNOWN"]
+
+    inc = wb.create_sheet(L["incidents_sheet"].translate(_BAD_TITLE)[:31])
+    _sheet(
+        inc,
+        [
+            L["number"],
+            L["level"],
+            L["device"],
+            L["item"],
+            L["opened"],
+            L["resolved_at"],
+            L["duration"],
+            L["state"],
+        ],
+        [
+            [
+                i["number"],
+                i["level"],
+                i["device"],
+                f"{i['title']}\n{i['summary']}" if i["summary"] else i["title"],
+                i["opened_at"],
+                i["resolved_at"] or "",
+                i["duration"],
+                L.get(i["state"], i["state"]),
+            ]
+            for i in data["incidents"]
+        ],
+        [18, 6, 18, 40, 17, 17, 10, 10],
+    )
+    wb.save(out)
+    return out
