@@ -151,10 +151,10 @@ def test_bad_input_is_refused_and_changes_nothing(api: str) -> None:
         ("POST", "/api/v1/incidents", {"site": "../etc", "level": 1, "title": "x"}, 422),
         ("POST", "/api/v1/incidents", {"site": "s1", "level": 1, "title": "x", "evil": 1}, 422),
         ("POST", f"/api/v1/incidents/{number}/level", {"level": 9}, 422),
-        ("POST", f"/api/v1/incidents/{number}/level", {"level": 1}, 422),  # no reason
+        ("POST", f"/api/v1/incidents/{number}/level", {"level": 1}, 400),  # no reason
         ("POST", f"/api/v1/incidents/{number}/explode", {}, 422),
         ("POST", f"/api/v1/incidents/{number}/close", {"score": 5}, 409),  # not resolved
-        ("POST", f"/api/v1/incidents/{number}/note", {"text": ""}, 422),
+        ("POST", f"/api/v1/incidents/{number}/note", {"text": ""}, 400),
         ("POST", "/api/v1/incidents/FM-209912-9999/note", {"text": "x"}, 404),
         ("GET", "/api/v1/incidents?level=0", None, 422),
         ("GET", "/api/v1/incidents?since=yesterday", None, 422),
@@ -167,7 +167,7 @@ def test_bad_input_is_refused_and_changes_nothing(api: str) -> None:
                 "ends_at": "2026-11-23T09:00:00+08:00",
                 "reason": "x",
             },
-            422,
+            400,
         ),
     ]
     for method, path, body, expected in bad:

@@ -69,6 +69,24 @@ def event_json(row: RowMapping) -> dict[str, Any]:
     }
 
 
+class Problem(BaseModel):
+    """Every refusal says why."""
+
+    detail: str
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Declared error answers, so the OpenAPI document says everything the API can answer."""
+    meaning = {
+        400: "invalid input (the detail names it)",
+        401: "no token or an unknown one",
+        403: "the role or the site does not allow it",
+        404: "no such incident (or not one of your sites)",
+        409: "the incident's state does not allow it",
+    }
+    return {c: {"model": Problem, "description": meaning[c]} for c in codes}
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -205,11 +223,11 @@ def create_app(
             "broker": mqtt_ok,
         }
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/v1/incidents")
+    @app.get("/api/v1/incidents", responses=_errors(401, 403))
     def list_incidents(
         who: Who,
         site: Annotated[str | None, Query(max_length=64)] = None,
@@ -242,7 +260,7 @@ def create_app(
         )
         return [incident_json(r) for r in rows]
 
-    @app.get("/api/v1/incidents/{number}")
+    @app.get("/api/v1/incidents/{number}", responses=_errors(401, 404))
     def get_incident(number: str, who: Who) -> dict[str, Any]:
         row = visible(who, number)
         found = store.incident(number)
@@ -264,7 +282,7 @@ def create_app(
         ]
         return out
 
-    @app.post("/api/v1/incidents", status_code=201)
+    @app.post("/api/v1/incidents", status_code=201, responses=_errors(400, 401, 403))
     def open_incident(body: NewIncident, who: Who) -> dict[str, Any]:
         if not who.may_see(body.site):
             raise HTTPException(403, f"site {body.site!r} is not yours")
@@ -292,11 +310,11 @@ def create_app(
                 now=datetime.now(UTC),
             )
         except ActionError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(400, str(exc)) from None
         raised(stats)
         return {"number": number}
 
-    @app.post("/api/v1/incidents/{number}/{action}")
+    @app.post("/api/v1/incidents/{number}/{action}", responses=_errors(400, 401, 403, 404, 409))
     def act(number: str, action: Action, body: ActionBody, who: Who) -> dict[str, Any]:
         require(who, ACTION_ROLE[action])
         visible(who, number)
@@ -308,12 +326,12 @@ def create_app(
         except StateConflict as exc:
             raise HTTPException(409, str(exc)) from None
         except ActionError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(400, str(exc)) from None
         raised(stats)
         row = visible(who, number)
         return incident_json(row)
 
-    @app.get("/api/v1/status")
+    @app.get("/api/v1/status", responses=_errors(401, 403))
     def current_status(
         who: Who, site: Annotated[str | None, Query(max_length=64)] = None
     ) -> list[dict[str, Any]]:
@@ -336,7 +354,7 @@ def create_app(
             if who.may_see(r["site"])
         ]
 
-    @app.get("/api/v1/agents")
+    @app.get("/api/v1/agents", responses=_errors(401))
     def list_agents(who: Who) -> list[dict[str, Any]]:
         return [
             {
@@ -351,22 +369,22 @@ def create_app(
             if who.may_see(r["site"])
         ]
 
-    @app.post("/api/v1/maintenance", status_code=201)
+    @app.post("/api/v1/maintenance", status_code=201, responses=_errors(400, 401, 403))
     def add_window(body: NewWindow, who: Who) -> dict[str, Any]:
         require(who, "engineer")
         if not who.may_see(body.site):
             raise HTTPException(403, f"site {body.site!r} is not yours")
         if body.starts_at.tzinfo is None or body.ends_at.tzinfo is None:
-            raise HTTPException(422, "times need a time zone offset")
+            raise HTTPException(400, "times need a time zone offset")
         try:
             window_id = store.add_window(
                 body.site, body.target, body.starts_at, body.ends_at, body.reason, who.author
             )
         except ActionError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(400, str(exc)) from None
         return {"id": window_id}
 
-    @app.get("/api/v1/verify")
+    @app.get("/api/v1/verify", responses=_errors(401, 403))
     def verify(who: Who) -> dict[str, Any]:
         require(who, "admin")
         broken = store.verify_all()

@@ -156,6 +156,8 @@ incidents = Table(
     Column("analysis", JSON),
     Column("analysis_due", DateTime(timezone=True)),
     Index("ix_incidents_site_opened", "site", "opened_at"),
+    #: The incident list without a site filter, newest first (the board's default view).
+    Index("ix_incidents_opened", "opened_at", "id"),
     Index("ix_incidents_state", "state"),
     # The database itself guarantees one open incident per (target, check), also when
     # several collectors share it.
