@@ -252,21 +252,30 @@ class BatchWriter:
                 self.impacted.discard(ck)
             return
         self.flush()
-        self._incident_path(r, key, ok_streak, facts)
+        self._incident_path(r, key, ok_streak, facts, changed)
 
-    def _incident_path(self, r: Result, key: str, ok_streak: int, facts: dict[str, Any]) -> None:
+    def _incident_path(
+        self, r: Result, key: str, ok_streak: int, facts: dict[str, Any], changed: bool
+    ) -> None:
         ops, policy, site = self.ops, self.policy, self.site
         open_inc = ops.open_for(site, r.target, key)
-        flapping = is_flapping(
-            ops.changes_within(site, r.target, key, r.observed_at - policy.flap_window), policy
-        )
-        ctx = Context(
-            flapping=flapping,
-            in_maintenance=self.in_maintenance(
-                self.conn, self.rules, site, r.target, r.observed_at
-            ),
-            parent_down=ops.parent_down(site, r.target) if open_inc is None else None,
-        )
+        if open_inc is not None and not changed and r.status in policy.open_on:
+            # Still failing, nothing changed: a repeat. Flapping needs a change and
+            # maintenance windows only stop incidents from opening, so skip both lookups
+            # (the common case while a device stays down).
+            ctx = Context(flapping=open_inc.flapping)
+        else:
+            flapping = is_flapping(
+                ops.changes_within(site, r.target, key, r.observed_at - policy.flap_window),
+                policy,
+            )
+            ctx = Context(
+                flapping=flapping,
+                in_maintenance=self.in_maintenance(
+                    self.conn, self.rules, site, r.target, r.observed_at
+                ),
+                parent_down=ops.parent_down(site, r.target) if open_inc is None else None,
+            )
         decision = on_result(open_inc, r.status, ok_streak, policy, ctx)
         dc = self.classes.get(r.target_class)
         item = dc.item(r.check) if dc else None
