@@ -23,7 +23,15 @@ from pathlib import Path
 
 from bench._common import RESULT_PREFIX, Row
 
-BENCHMARKS = ("ingest", "snmp_poll", "agent_rss", "snmp_throughput", "isolation", "api_latency")
+BENCHMARKS = (
+    "ingest",
+    "ingest_mqtt",
+    "snmp_poll",
+    "agent_rss",
+    "snmp_throughput",
+    "isolation",
+    "api_latency",
+)
 ROOT = Path(__file__).resolve().parent.parent
 #: Hard limit per benchmark: its own budget plus start-up, replay and clean-up, with room.
 TIMEOUT = {True: 60.0, False: 150.0}

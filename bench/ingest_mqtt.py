@@ -1,0 +1,156 @@
+"""Results per second through the whole collector process (subscribe, validate, dedupe,
+store, evaluate) from a real Mosquitto, against a bare aiomqtt subscriber on the same broker
+receiving the same payloads in the same run.
+
+The incident issue's goal: at least 0.5 of the bare subscriber's rate, and at least 20,000
+results/s in batches on a 2-core machine. Both publish the same pre-encoded batches of 500
+results (a realistic mix: one result in twenty failing) as fast as the broker takes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiomqtt
+
+from bench._common import Row, emit, parse_args
+from checks.result import Result
+from checks.status import Status
+from checks.topics import topic
+from checks.wire import encode_batch, result_to_wire
+from tests.support.broker import Broker
+from tests.support.configs import collector_toml
+from tests.support.procs import Proc, metric_value, wait_for
+
+BATCH = 500
+TOPIC = topic("s1", "a1", "results")
+
+
+def payloads(batches: int, targets: int, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    out: list[bytes] = []
+    n = 0
+    for b in range(batches):
+        rows = []
+        for i in range(BATCH):
+            target = f"cam-{(n // 5) % targets:05d}"
+            failing = rng.random() < 0.05
+            rows.append(
+                result_to_wire(
+                    Result(
+                        target=target,
+                        target_class="camera",
+                        check=(
+                            "snmp.reachable",
+                            "cpu.usage",
+                            "mem.usage",
+                            "snmp.uptime",
+                            "clock.drift",
+                        )[n % 5],
+                        status=Status.CRIT if failing else Status.OK,
+                        value="down" if failing else 1.0,
+                        observed_at=t0 + timedelta(seconds=b * 2 + i / 1000),
+                    )
+                )
+            )
+            n += 1
+        out.append(encode_batch("s1", "a1", rows))
+    return out
+
+
+async def publish(port: int, data: list[bytes]) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, max_inflight_messages=100) as client:
+        await asyncio.gather(*(client.publish(TOPIC, p, qos=1) for p in data))
+
+
+async def bare_subscriber(port: int, data: list[bytes]) -> float:
+    """Seconds for a plain aiomqtt subscriber to receive every payload (the anchor)."""
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        port,
+        identifier="bench-bare",
+        clean_session=True,
+        max_queued_incoming_messages=0,
+    ) as sub:
+        await sub.subscribe(TOPIC, qos=1)
+        started = time.perf_counter()
+        pub = asyncio.create_task(publish(port, data))
+        got = 0
+        async for _ in sub.messages:
+            got += 1
+            if got == len(data):
+                break
+        await pub
+        return time.perf_counter() - started
+
+
+def stored(base: str) -> float:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return metric_value(text, "fieldmon_ingest_results_total") or 0.0
+
+
+def main() -> int:
+    args = parse_args(__doc__.splitlines()[0], sys.argv[1:])
+    logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt's "pending publish calls"
+    batches = 20 if args.quick else 80
+    targets = 2000
+    tmp = Path(tempfile.mkdtemp(prefix="fm-bench-mqtt-"))
+    broker = Broker()
+    broker.start()
+    cfg, http_port = collector_toml(tmp, broker.port)
+    cfg.write_text(cfg.read_text().replace('log_level = "DEBUG"', 'log_level = "WARNING"'))
+    collector = Proc(["collector", "run", "--config", str(cfg)], tmp / "collector.log")
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_for(lambda: stored(base) == 0.0, 30, what="collector up")
+        warm = payloads(4, targets, seed=1)  # creates the targets' rows first
+        asyncio.run(publish(broker.port, warm))
+        wait_for(lambda: stored(base) >= len(warm) * BATCH, 120, what="warm-up stored")
+        data = payloads(batches, targets)
+        # The anchor and fieldmon alternate so that both see the same machine load.
+        anchor = asyncio.run(bare_subscriber(broker.port, data[: batches // 2]))
+        before = stored(base)
+        started = time.perf_counter()
+        asyncio.run(publish(broker.port, data))
+        goal = before + batches * BATCH
+        wait_for(lambda: stored(base) >= goal, 600, interval=0.05, what="all stored")
+        took = time.perf_counter() - started
+        anchor2 = asyncio.run(bare_subscriber(broker.port, data[batches // 2 :]))
+    finally:
+        collector.stop()
+        broker.cleanup()
+    n = batches * BATCH
+    fm_rate = n / took
+    anchor_rate = (n / 2) / anchor + (n / 2) / anchor2
+    anchor_rate /= 2
+    ratio = anchor_rate / fm_rate
+    print(f"bare aiomqtt subscriber: {anchor_rate:,.0f} results/s")
+    print(f"fieldmon collector:      {fm_rate:,.0f} results/s ({n:,} results, {took:.1f} s)")
+    print(f"RATIO anchor rate / fieldmon rate: {ratio:.1f} (goal: ≤ 2, and ≥ 20,000 results/s)")
+    emit(
+        [
+            Row(
+                benchmark="ingest through MQTT",
+                what="collector process: subscribe, validate, dedupe, store, incidents (SQLite)",
+                anchor="bare aiomqtt subscriber on the same Mosquitto",
+                ratio=ratio,
+                figures=f"{fm_rate:,.0f} vs {anchor_rate:,.0f} results/s",
+                extra={"fieldmon_rate": fm_rate, "anchor_rate": anchor_rate},
+            )
+        ]
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
