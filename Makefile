@@ -8,7 +8,8 @@ RUN_PKGS := python3 python3-venv python3-dev gcc mosquitto mosquitto-clients snm
             openssh-server fonts-noto-cjk poppler-utils tzdata curl ca-certificates
 # chrony is the real NTP server the clock-offset tests query (run with -x: it never sets
 # this machine's clock). prometheus provides promtool, which checks and unit-tests deploy/prometheus.
-TEST_PKGS := $(RUN_PKGS) chrony prometheus
+# chromium and chromium-driver run the web console's browser tests (tests/test_web.py).
+TEST_PKGS := $(RUN_PKGS) chrony prometheus chromium chromium-driver
 # The benchmarks compare against these, measured in the same run.
 BENCH_PKGS := $(TEST_PKGS) prometheus-node-exporter prometheus-snmp-exporter
 

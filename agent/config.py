@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from agent.net_config import NetConfig
 from checks.catalogue import DeviceClass, load_catalogue
 from checks.thresholds import Threshold, parse_threshold
 from fieldmon.configfile import BrokerConfig, ConfigError, Name, StrictModel, load_model
@@ -116,6 +117,8 @@ class TargetConfig(StrictModel):
     parent: Name | None = None
     snmp: SnmpConfig | None = None
     ssh: SshConfig | None = None
+    #: Ping, TCP ports, HTTP(S) and RTSP checks (agent/probes/net.py).
+    net: NetConfig | None = None
     #: Per-check overrides of the catalogue: interval in seconds, threshold table, disabled.
     intervals: dict[str, Annotated[int, Field(ge=5)]] = {}
     thresholds: dict[str, dict[str, Any]] = {}
@@ -129,6 +132,12 @@ class TargetConfig(StrictModel):
     def _snmp_needs_address(self) -> TargetConfig:
         if self.snmp is not None and not self.address:
             raise ValueError("a target with [snmp] settings needs 'address'")
+        return self
+
+    @model_validator(mode="after")
+    def _net_needs_address(self) -> TargetConfig:
+        if self.net is not None and self.net.needs_address and not self.address:
+            raise ValueError("a target with [net] ping or tcp_ports needs 'address'")
         return self
 
     @model_validator(mode="after")
@@ -149,6 +158,8 @@ class TargetConfig(StrictModel):
             out.add("snmp")
         if self.ssh is not None:
             out.add("ssh")
+        if self.net is not None:
+            out.add("net")
         return out
 
     @field_validator("thresholds")
@@ -368,12 +379,18 @@ def _check_trap_map(where: object, traps: TrapsConfig, catalogue: dict[str, Devi
 
 
 #: Item methods that are polled by a probe (traps arrive by themselves; manual is a person).
-POLLED_METHODS = ("local", "snmp", "ssh")
+POLLED_METHODS = ("local", "snmp", "ssh", "net")
 
 
 def _check_methods(where: object, i: int, target: TargetConfig, dc: DeviceClass) -> None:
     wanted = {it.method for it in dc.items if it.id not in target.disabled}
-    if "snmp" in wanted and target.snmp is None and not (target.is_local and "local" in wanted):
+    # A device with SNMP switched off can still be watched over [net] (ping, RTSP, HTTP).
+    if (
+        "snmp" in wanted
+        and target.snmp is None
+        and target.net is None
+        and not (target.is_local and "local" in wanted)
+    ):
         raise ConfigError(
             f"{where}: targets[{i}]: class {dc.name!r} is checked over SNMP; give 'address'"
             " and add a [targets.snmp] section (community, or v3 user and keys)"

@@ -58,6 +58,10 @@ class Probes:
             from agent.probes.ssh import SshProbe  # paramiko loads only for SSH targets
 
             return SshProbe(self._cfg.state_dir)
+        if method == "net":
+            from agent.probes.net import NetProbe  # httpx and icmplib load only for [net]
+
+            return NetProbe()
         raise ValueError(f"no probe polls method {method!r}")
 
     def save_state(self) -> None:

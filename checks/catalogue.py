@@ -26,7 +26,7 @@ CATEGORIES: dict[str, dict[str, str]] = {
     "configuration": {"zh-CN": "配置", "en": "Configuration"},
     "security": {"zh-CN": "安全", "en": "Security"},
 }
-METHODS = ("local", "snmp", "ssh", "tcp", "http", "trap", "manual")
+METHODS = ("local", "snmp", "ssh", "net", "tcp", "http", "trap", "manual")
 PER = ("mount", "interface", "entity", "process", "sensor")
 #: Items with this interval are checked during the inspection run, not monitored.
 INSPECTION = "inspection"

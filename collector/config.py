@@ -198,6 +198,27 @@ class TokenConfig(StrictModel):
         return TokenEntry(digest, Principal(self.name, self.role, sites))
 
 
+class UserConfig(StrictModel):
+    """A web console login. ``password_hash`` is an argon2 hash (``$argon2id$…``), never the
+    password; ``sites`` is required for customers; ``lang`` picks the console's language."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")]
+    role: Literal["customer", "viewer", "engineer", "admin"]
+    sites: list[Name] | None = None
+    password_hash: Annotated[str, Field(pattern=r"^\$argon2(id|i|d)\$")]
+    lang: Literal["zh-CN", "en"] = "zh-CN"
+
+    @model_validator(mode="after")
+    def _customer_sites(self) -> UserConfig:
+        if self.role == "customer" and not self.sites:
+            raise ValueError("a customer user needs 'sites'")
+        return self
+
+    def principal(self) -> Principal:
+        sites = frozenset(self.sites) if self.sites is not None else None
+        return Principal(self.name, self.role, sites)
+
+
 class CollectorConfig(StrictModel):
     #: The contracts' time zone: month boundaries of inspections and times shown in reports.
     timezone: str = "Asia/Shanghai"
@@ -212,6 +233,8 @@ class CollectorConfig(StrictModel):
     maintenance: list[MaintenanceConfig] = []
     sites: list[SiteConfig] = []
     tokens: list[TokenConfig] = []
+    #: Web console logins (collector/web).
+    users: list[UserConfig] = []
     notify: NotifyConfig | None = None
 
     @field_validator("sites")
@@ -220,6 +243,14 @@ class CollectorConfig(StrictModel):
         names = [s.name for s in value]
         if len(names) != len(set(names)):
             raise ValueError("site names must be unique")
+        return value
+
+    @field_validator("users")
+    @classmethod
+    def _unique_users(cls, value: list[UserConfig]) -> list[UserConfig]:
+        names = [u.name for u in value]
+        if len(names) != len(set(names)):
+            raise ValueError("user names must be unique")
         return value
 
     @field_validator("timezone")

@@ -64,7 +64,9 @@ class Ingestor:
                     self.rules,
                     now,
                 )
-            elif parts.kind == "results":
+            # An on-site inspection run (agent inspect) is stored like any results, so the
+            # month's inspection record holds what was measured during the visit.
+            elif parts.kind in ("results", "inspection"):
                 results, gaps = decode_payload(msg.payload, parts)
                 stats = self.store.ingest(
                     parts.site, parts.agent, results, self.classes, self.rules, now, gaps

@@ -23,6 +23,7 @@ from collector.mqtt_source import SourceState, consume
 from collector.notify.notifier import Notifier
 from collector.notify_bridge import Bridge
 from collector.store.db import Store
+from collector.web import WebConsole, WebUser
 from fieldmon.aio import pause
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,14 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
     ingestor = Ingestor(store, classes, rules, counters, bridge.raised)
     state = SourceState()
     tokens = TokenBook([t.entry() for t in cfg.tokens])
-    app = create_app(store, registry, lambda: state.connected, tokens, bridge.raised)
+    web = WebConsole(
+        [WebUser(u.principal(), u.password_hash, u.lang) for u in cfg.users],
+        store,
+        tz=cfg.tz,
+        rules=rules,
+        on_raised=bridge.raised,
+    )
+    app = create_app(store, registry, lambda: state.connected, tokens, bridge.raised, web)
     server = _Server(
         uvicorn.Config(
             app,

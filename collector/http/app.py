@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,6 +25,9 @@ from collector.http.auth import Principal, Role, TokenBook
 from collector.store.db import ActionError, NotFound, StateConflict, Store
 from collector.store.incident_ops import IngestStats
 from collector.store.times import iso
+
+if TYPE_CHECKING:
+    from collector.web import WebConsole
 
 Raised = Callable[[IngestStats], None]
 
@@ -185,6 +188,7 @@ def create_app(
     mqtt_connected: Callable[[], bool],
     tokens: TokenBook | None = None,
     on_raised: Raised | None = None,
+    web: WebConsole | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="fieldmon collector",
@@ -393,4 +397,6 @@ def create_app(
             "broken": [{"number": n, "first_bad_entry": e} for n, e in broken],
         }
 
+    if web is not None:  # the web console: its pages and its static files
+        web.install(app)
     return app

@@ -306,7 +306,15 @@ class BatchWriter:
             self.impacted.add((r.target, key))
         if decision.action not in ("open", "resolve"):
             return
-        # What is open changed (opened, merged children, children re-opened): re-read.
+        ck = (r.target, key)
+        if r.check not in REACHABILITY:
+            # Only this (target, check) changed.
+            if decision.action == "open":
+                self.open_keys.add(ck)
+            else:
+                self.open_keys.discard(ck)
+            return
+        # A device came or went: children may have been folded in or re-opened; re-read.
         self.open_keys = {
             (t, k)
             for t, k in self.conn.execute(
