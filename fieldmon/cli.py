@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     a_chk = agent.add_parser("check", help="run every check once and print the results")
     a_chk.add_argument("--config", type=Path, required=True)
     a_chk.add_argument("--json", action="store_true")
+    a_insp = agent.add_parser(
+        "inspect", help="inspect every item now and publish the results as the inspection record"
+    )
+    a_insp.add_argument("--config", type=Path, required=True)
+    a_insp.add_argument("--target", action="append", help="only this target (repeatable)")
+    a_insp.add_argument("--json", action="store_true")
     a_disc = agent.add_parser(
         "discover", help="identify an SNMP device; print its [[targets]] block for agent.toml"
     )
@@ -143,6 +149,8 @@ def _parser() -> argparse.ArgumentParser:
         "--pdf-tags", action="store_true", help="tagged (accessible) PDF, about 8x larger"
     )
 
+    _report_parsers(rep)
+
     chk = sub.add_parser("checklist", help="inspection checklists").add_subparsers(
         dest="cmd", required=True
     )
@@ -156,6 +164,34 @@ def _parser() -> argparse.ArgumentParser:
     k_val.add_argument("files", type=Path, nargs="+")
     _deploy_parser(sub)
     return p
+
+
+def _report_parsers(rep: Any) -> None:
+    """``fieldmon report fault|quarterly|review``: the reports beside the monthly one."""
+    r_flt = rep.add_parser("fault", help="fault analysis report (故障分析说明) of one incident")
+    r_flt.add_argument("--number", "--incident", dest="number", required=True, help="FM-…")
+    r_qtr = rep.add_parser("quarterly", help="quarterly maintenance report")
+    r_qtr.add_argument("--site", required=True)
+    r_qtr.add_argument("--quarter", required=True, help="YYYYQn, e.g. 2026Q4")
+    for r in (r_flt, r_qtr):
+        r.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
+        r.add_argument("--lang", default="zh-CN", choices=["zh-CN", "en"])
+        r.add_argument("--format", default="html,json", help="comma-separated: html,json,pdf")
+        r.add_argument("--out", type=Path, default=Path("."))
+        r.add_argument("--template-dir", type=Path, default=None, help="restyled templates")
+    r_rev = rep.add_parser("review", help="add remarks to a monthly report and approve it")
+    r_rev.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
+    r_rev.add_argument("--site", required=True)
+    r_rev.add_argument("--month", required=True, help="YYYY-MM")
+    r_rev.add_argument("--lang", default="zh-CN", choices=["zh-CN", "en"])
+    r_rev.add_argument(
+        "--remark",
+        action="append",
+        default=[],
+        help="'device:check=text' (repeatable; empty text removes the remark)",
+    )
+    r_rev.add_argument("--approve", action="store_true")
+    r_rev.add_argument("--reviewer", default=os.environ.get("USER") or "cli")
 
 
 def _deploy_parser(sub: Any) -> None:
@@ -252,7 +288,13 @@ def _agent(cmd: str, args: argparse.Namespace) -> int:
     from checks.status import Status
     from checks.wire import result_to_wire
 
-    results = asyncio.run(check_all(cfg))
+    failure = None
+    if cmd == "inspect":
+        from agent.inspection import run_inspection
+
+        results, failure = run_inspection(cfg, args.target)
+    else:
+        results = asyncio.run(check_all(cfg))
     if args.json:
         print(
             orjson.dumps([result_to_wire(r) for r in results], option=orjson.OPT_INDENT_2).decode()
@@ -266,6 +308,9 @@ def _agent(cmd: str, args: argparse.Namespace) -> int:
         for row in rows:
             cells = [row[i][:40].ljust(widths[i]) for i in range(4)]
             print("  ".join([*cells, row[4]]))
+    if failure:
+        print(f"fieldmon: {failure}", file=sys.stderr)
+        return 1
     return 1 if any(r.status == Status.CRIT for r in results) else 0
 
 
@@ -412,12 +457,19 @@ def _report(args: argparse.Namespace) -> int:
     from checks.catalogue import load_catalogue
     from collector.reports.monthly import ReportError, build_monthly, render
 
+    if args.cmd in ("fault", "quarterly", "review"):
+        from collector.reports.commands import report_command
+
+        return report_command(args)
     cfg, store = _store(args.config)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     try:
         data = build_monthly(
             store, cfg, load_catalogue(cfg.catalogue_dirs), args.site, args.month, args.lang
         )
+        from collector.reports.review import settle
+
+        settle(store, data, "monthly", args.month, datetime.now(UTC), cfg.tz, warn=_warn)
         paths = render(
             data, formats, args.out, template_dir=args.template_dir, pdf_tags=args.pdf_tags
         )
@@ -427,6 +479,10 @@ def _report(args: argparse.Namespace) -> int:
     for p in paths:
         print(p)
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"fieldmon: {message}", file=sys.stderr)
 
 
 def _checklist(cmd: str, args: argparse.Namespace) -> int:

@@ -40,15 +40,15 @@ def _fonts() -> Any:
     return fonts
 
 
-def _template(template_dir: Path | None) -> Path:
+def _template(template_dir: Path | None, name: str = TEMPLATE) -> Path:
     if template_dir is not None:
-        path = template_dir / TEMPLATE
+        path = template_dir / name
         if not path.is_file():
             raise PdfError(f"{path}: no such template")
         return path
     # The package is installed as files (setuptools, editable or not), so the resource is a
     # real path Typst can read.
-    return Path(str(files("collector.reports") / "templates" / TEMPLATE))
+    return Path(str(files("collector.reports") / "templates" / name))
 
 
 def render_pdf(
@@ -58,6 +58,7 @@ def render_pdf(
     images: Mapping[str, bytes] | None = None,
     template_dir: Path | None = None,
     tagged: bool = False,
+    template_name: str = TEMPLATE,
 ) -> Path:
     """Typeset ``data`` (the dict ``build_monthly`` returns) into ``out``.
 
@@ -65,11 +66,12 @@ def render_pdf(
     ``data["charts"]``; by default the charts drawn from ``data`` (pass ``{}`` for none).
     ``tagged`` writes a tagged (accessible) PDF, about 8 times larger, so it is only done
     when asked for. The template directory may also hold a logo and other assets a
-    customer's company adds when restyling.
+    customer's company adds when restyling. ``template_name`` picks the report kind's
+    template (monthly, quarterly, fault) from that directory.
     """
     import typst
 
-    template = _template(template_dir)
+    template = _template(template_dir, template_name)
     fonts = _fonts()
     if images is None:
         from collector.reports.charts import charts
@@ -85,7 +87,7 @@ def render_pdf(
         for name, blob in images.items():
             (root / name).write_bytes(blob)
         (root / "data.json").write_bytes(orjson.dumps(dict(data), default=str))
-        compiler = typst.Compiler(str(root / TEMPLATE), root=str(root), font_paths=fonts)
+        compiler = typst.Compiler(str(root / template_name), root=str(root), font_paths=fonts)
         try:
             pdf = compiler.compile(
                 format="pdf", pdf_tags=tagged, timestamp=datetime.now(UTC).replace(microsecond=0)

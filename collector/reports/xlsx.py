@@ -133,7 +133,7 @@ def render_xlsx(data: Mapping[str, Any], out: Path) -> Path:
                     L[it["worst"]] if it["worst"] else "",
                     it["checked_at"] or "",
                     d["inspector"],
-                    "",
+                    it.get("remark", ""),
                 ]
             )
     forms = wb.create_sheet(L["record_form"].translate(_BAD_TITLE)[:31])

@@ -58,6 +58,7 @@ from collector.store.schema import (
     inspection,
     maintenance,
     received,
+    report_reviews,
     targets,
 )
 from collector.store.schema import current as current_t
@@ -881,3 +882,105 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [(str(c or ""), int(n)) for c, n in conn.execute(q)]
+
+    # ----------------------------------------------------------------- report reviews
+
+    def report_review(self, kind: str, site: str, period: str, lang: str) -> RowMapping | None:
+        """The latest version of a report's review record, or None if never reviewed."""
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(report_reviews)
+                    .where(
+                        and_(
+                            report_reviews.c.kind == kind,
+                            report_reviews.c.site == site,
+                            report_reviews.c.period == period,
+                            report_reviews.c.lang == lang,
+                        )
+                    )
+                    .order_by(report_reviews.c.version.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+
+    def save_report_draft(
+        self,
+        kind: str,
+        site: str,
+        period: str,
+        lang: str,
+        remarks: Mapping[str, str],
+        now: datetime,
+    ) -> RowMapping:
+        """Keep ``remarks`` on the report's draft: the latest version while it is a draft,
+        otherwise a new version. An approved version is never edited, so what a reviewer
+        signed stays as signed."""
+        where = and_(
+            report_reviews.c.kind == kind,
+            report_reviews.c.site == site,
+            report_reviews.c.period == period,
+            report_reviews.c.lang == lang,
+        )
+        with self.engine.begin() as conn:
+            latest = (
+                conn.execute(
+                    select(report_reviews)
+                    .where(where)
+                    .order_by(report_reviews.c.version.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            if latest is not None and latest["state"] == "draft":
+                conn.execute(
+                    update(report_reviews)
+                    .where(report_reviews.c.id == latest["id"])
+                    .values(remarks=dict(remarks))
+                )
+                review_id = int(latest["id"])
+            else:
+                review_id = int(
+                    conn.execute(
+                        insert(report_reviews).values(
+                            kind=kind,
+                            site=site,
+                            period=period,
+                            lang=lang,
+                            version=(int(latest["version"]) + 1) if latest else 1,
+                            state="draft",
+                            remarks=dict(remarks),
+                            reviewer="",
+                            created_at=now,
+                        )
+                    ).inserted_primary_key[0]  # type: ignore[index]
+                )
+            row = (
+                conn.execute(select(report_reviews).where(report_reviews.c.id == review_id))
+                .mappings()
+                .one()
+            )
+        return row
+
+    def approve_report(
+        self, review_id: int, reviewer: str, content_hash: str, now: datetime
+    ) -> None:
+        """Freeze a draft version: who approved it, when, and the hash of the data approved."""
+        if not reviewer.strip():
+            raise ActionError("approving a report needs the reviewer's name")
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(report_reviews)
+                .where(and_(report_reviews.c.id == review_id, report_reviews.c.state == "draft"))
+                .values(
+                    state="approved",
+                    reviewer=reviewer.strip(),
+                    approved_at=now,
+                    content_hash=content_hash,
+                )
+            )
+            if done.rowcount == 0:
+                raise StateConflict("only a draft report can be approved")

@@ -226,3 +226,26 @@ gaps = Table(
     Column("gap_id", String(64)),
     Index("ux_gaps_agent_gap", "site", "agent", "gap_id", unique=True),
 )
+
+#: Reports are drafts until an engineer approves them. One row per version of a report
+#: (kind, site, period, language); an approved version stores the hash of the data it was
+#: approved with, so a later change to the underlying records cannot pass silently.
+report_reviews = Table(
+    "report_reviews",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("period", String(32), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("version", Integer, nullable=False),
+    #: draft → approved; a change after approval starts a new draft version.
+    Column("state", String(16), nullable=False),
+    #: {"device:check": "text"}: the engineer's remarks, printed in the remark column.
+    Column("remarks", JSON, nullable=False),
+    Column("reviewer", String(64), nullable=False, server_default=""),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("content_hash", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ux_report_reviews_version", "kind", "site", "period", "lang", "version", unique=True),
+)

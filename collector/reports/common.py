@@ -1,0 +1,111 @@
+"""What the quarterly and fault analysis reports share with the monthly one: local times,
+SLA figures recomputed from an incident's stored clock, and one renderer for every kind.
+
+Each report is a plain dict first (also its JSON output); HTML and PDF are drawn from that
+same dict, so the figures in the three formats cannot disagree."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+import orjson
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import RowMapping
+
+from collector.incidents.sla import KINDS, SlaPolicy, deadlines
+from collector.store.incident_ops import clock_of
+from collector.store.times import utc
+
+#: Formats the quarterly and fault reports are written in (XLSX is the monthly form's).
+FORMATS = ("html", "json", "pdf")
+
+
+class RenderError(ValueError):
+    """A report that cannot be written as asked (unknown format, PDF typesetting failed)."""
+
+
+def local(dt: datetime | None, tz: tzinfo) -> str | None:
+    """A stored UTC time as the contract's wall clock: customers read local times."""
+    value = utc(dt)
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if value else None
+
+
+def duration(a: datetime | None, b: datetime | None) -> str:
+    if a is None or b is None:
+        return ""
+    secs = int((b - a).total_seconds())
+    hours, rest = divmod(secs, 3600)
+    return f"{hours}h {rest // 60:02d}m"
+
+
+def sla_figures(
+    row: RowMapping, policy: SlaPolicy, now: datetime, tz: tzinfo
+) -> list[dict[str, Any]]:
+    """Each deadline the incident's level carries, with when it was due, when it was met and
+    the verdict (met / missed / pending), recomputed from the stored clock with the same pure
+    functions the collector escalates by, so the report agrees with the alarms people got."""
+    clock = clock_of(row)
+    out: list[dict[str, Any]] = []
+    dues = deadlines(clock, policy, now)
+    for kind in KINDS:
+        due = dues.get(kind)
+        if due is None:
+            continue
+        done = clock.done_at(kind)
+        if done is not None:
+            verdict = "met" if done <= due else "missed"
+        else:
+            verdict = "missed" if now > due else "pending"
+        out.append(
+            {"deadline": kind, "due": local(due, tz), "done": local(done, tz), "verdict": verdict}
+        )
+    return out
+
+
+def _env() -> Environment:
+    return Environment(
+        loader=PackageLoader("collector.reports", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_report(
+    data: Mapping[str, Any],
+    formats: list[str],
+    out_dir: Path,
+    *,
+    kind: str,
+    stem: str,
+    template_dir: Path | None = None,
+) -> list[Path]:
+    """Write ``data`` as ``{stem}.{fmt}`` using the ``{kind}.typ`` / ``{kind}.html.j2``
+    templates. Typst is imported only for PDF, so HTML/JSON work without it."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise RenderError(f"format(s) {', '.join(bad)} not supported (use {', '.join(FORMATS)})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for fmt in formats:
+        path = out_dir / f"{stem}.{fmt}"
+        if fmt == "json":
+            body = {k: v for k, v in data.items() if k != "labels"}
+            path.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+        elif fmt == "pdf":
+            from collector.reports.pdf import PdfError, render_pdf
+
+            try:
+                render_pdf(
+                    data, path, images={}, template_dir=template_dir, template_name=f"{kind}.typ"
+                )
+            except PdfError as exc:
+                raise RenderError(str(exc)) from exc
+        else:
+            html = _env().get_template(f"{kind}.html.j2").render(r=data, L=data["labels"])
+            path.write_text(html, encoding="utf-8")
+        written.append(path)
+    return written
