@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 
 import aiomqtt
 
@@ -83,6 +84,16 @@ class Publisher:
                         retain=True,
                     )
                     return
+            except sqlite3.Error as exc:
+                # The outbox itself failed (disk full, I/O): nothing was acknowledged that
+                # was not sent; try again shortly.
+                self.connected = False
+                log.error(
+                    "outbox %s unreadable or unwritable (%s); retrying in 5s",
+                    self._outbox.path,
+                    exc,
+                )
+                await pause(stop, 5.0)
             except aiomqtt.MqttError as exc:
                 was = self.connected
                 self.connected = False

@@ -6,6 +6,8 @@ import asyncio
 import copy
 import logging
 import signal
+import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,6 +84,43 @@ class Probes:
             await probe.close()
 
 
+class Holding:
+    """Results the outbox could not take (disk full, I/O error) wait here, in memory and
+    bounded, and go in first at the next write that succeeds: the agent keeps checking,
+    says so once a minute, and loses nothing unless the problem outlasts the bound."""
+
+    LIMIT = 50_000
+
+    def __init__(self) -> None:
+        self.waiting: list[dict[str, Any]] = []
+        self.dropped = 0
+        self._last_log = -1e9
+
+    def store(self, outbox: Outbox, new: list[dict[str, Any]]) -> bool:
+        batch = self.waiting + new
+        try:
+            outbox.put(batch)
+        except sqlite3.Error as exc:
+            self.waiting = batch[-self.LIMIT :]
+            self.dropped += len(batch) - len(self.waiting)
+            now = time.monotonic()
+            if now - self._last_log >= 60:
+                self._last_log = now
+                log.error(
+                    "cannot write the outbox %s (%s): holding %d results in memory "
+                    "(%d dropped so far); retrying with every new result",
+                    outbox.path,
+                    exc,
+                    len(self.waiting),
+                    self.dropped,
+                )
+            return False
+        if self.waiting:
+            log.warning("outbox writable again: %d held results stored", len(self.waiting))
+        self.waiting = []
+        return True
+
+
 def _classes(cfg: AgentConfig) -> dict[str, DeviceClass]:
     return load_catalogue(cfg.catalogue_dirs)
 
@@ -103,10 +142,15 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
     probes = Probes(cfg, outbox)
     publisher = Publisher(cfg, outbox)
 
+    holding = Holding()
+
     def sink(results: Sequence[Result]) -> None:
-        outbox.put([result_to_wire(r) for r in results])
-        probes.save_state()
-        publisher.notify()
+        if holding.store(outbox, [result_to_wire(r) for r in results]):
+            try:
+                probes.save_state()
+            except sqlite3.Error as exc:
+                log.warning("could not save probe state (%s); will try again", exc)
+            publisher.notify()
 
     log.info(
         "agent %s/%s starting: %d targets, outbox %s (%d pending)",

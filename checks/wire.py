@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -41,6 +42,8 @@ class RejectReason(StrEnum):
     INVALID = "invalid_field"
     IDENTITY = "identity_mismatch"
     TOPIC = "bad_topic"
+    #: Valid on the wire, but processing failed (a bug): counted and skipped, never retried.
+    PROCESSING = "processing_error"
 
 
 class Rejected(Exception):
@@ -53,6 +56,22 @@ class Rejected(Exception):
 
 
 Name = Annotated[str, Field(pattern=NAME_RE.pattern)]
+
+#: Timestamps outside these years are a broken clock or a forged payload, never data.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2100
+
+
+def _sane_time(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("time cannot be expressed in UTC") from None
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
+        raise ValueError(f"time must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return utc
+
+
+Stamp = Annotated[AwareDatetime, AfterValidator(_sane_time)]
 CheckId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 WireValue = StrictInt | StrictFloat | Annotated[str, Field(max_length=512)] | None
 
@@ -71,7 +90,7 @@ class WireResult(_Strict):
     value: WireValue = None
     unit: Annotated[str, Field(max_length=16)] = ""
     summary: Annotated[str, Field(max_length=1024)] = ""
-    observed_at: AwareDatetime
+    observed_at: Stamp
     facts: Annotated[
         dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=4096)]],
         Field(max_length=64),
@@ -83,16 +102,16 @@ class WireGap(_Strict):
 
     gap_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
     dropped: Annotated[int, Field(ge=1)]
-    first_observed: AwareDatetime | None = None
-    last_observed: AwareDatetime | None = None
-    recorded_at: AwareDatetime
+    first_observed: Stamp | None = None
+    last_observed: Stamp | None = None
+    recorded_at: Stamp
 
 
 class WireBatch(_Strict):
     schema_: Annotated[Literal[1], Field(alias="schema")]
     site: Name
     agent: Name
-    sent_at: AwareDatetime
+    sent_at: Stamp
     results: Annotated[list[WireResult], Field(max_length=MAX_RESULTS_PER_BATCH)]
     gaps: Annotated[list[WireGap], Field(max_length=100)] = []
 
@@ -103,7 +122,7 @@ class WireStatus(_Strict):
     agent: Name
     #: "offline" is the last will (the agent vanished); "stopped" is a deliberate shutdown.
     state: Literal["online", "offline", "stopped"]
-    at: AwareDatetime
+    at: Stamp
     version: Annotated[str, Field(max_length=32)] = ""
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from checks.catalogue import DeviceClass
 from checks.topics import parse_topic
 from checks.wire import Rejected, RejectReason, decode_payload, decode_status
@@ -77,6 +79,15 @@ class Ingestor:
                 return IngestStats()
         except Rejected as rej:
             self._reject(msg.topic, rej)
+            return None
+        except SQLAlchemyError:
+            raise  # the database is unwell: not acknowledged, retried by the caller
+        except Exception as exc:
+            # A payload that passed validation yet broke processing is a fieldmon bug. It is
+            # counted and logged with its traceback, and skipped: retrying it for ever would
+            # stall ingest for every agent behind it.
+            log.exception("processing a message on %r failed", msg.topic[:200])
+            self._reject(msg.topic, Rejected(RejectReason.PROCESSING, f"{type(exc).__name__}"))
             return None
         self.on_raised(stats)
         for number in stats.opened:

@@ -100,22 +100,6 @@ def test_result_from_the_past_does_not_move_state_or_incidents(ingestor: Ingesto
     assert _samples(ingestor, "host-p") == 3  # recorded (in its own month), not lost
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: no bound on observed_at in the future. collector/store/batch.py takes a result "
-        "as current whenever its observed_at is later than the stored one, and treats every "
-        "later result with an earlier observed_at as a late replay that 'never moves state "
-        "backwards' (batch.py: `if prev_observed is not None and r.observed_at < "
-        "prev_observed: return`). So one CRIT stamped 2099 by a host whose clock jumped "
-        "becomes the check's current state until 2099: the incident it opens never "
-        "auto-resolves, every correct OK result afterwards is ignored for state, nothing is "
-        "flagged or logged, and SLA clocks run against a fault that is gone. Reproduce: "
-        "handle OK@now-1min, CRIT@2099-01-01, OK@now, OK@now+1min for one target/check: "
-        "current stays CRIT observed 2099-01-01 and the incident (numbered FM-209901-0001, "
-        "after the future month) stays open."
-    ),
-)
 def test_result_from_the_future_is_bounded_and_does_not_stick(
     ingestor: Ingestor, caplog: pytest.LogCaptureFixture
 ) -> None:

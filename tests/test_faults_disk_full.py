@@ -89,20 +89,6 @@ def _results(first: int, count: int) -> list[dict[str, object]]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a full disk under the agent's outbox silently stops the agent for good. "
-        "agent/runner.py sink() calls Outbox.put(), which raises sqlite3.OperationalError "
-        "('database or disk is full'); nothing catches it in agent/scheduler.py run_target(), "
-        "so the target's task dies (and Publisher.run() catches only aiomqtt.MqttError, so an "
-        "Outbox.ack() failure ends the publisher task the same way). The process keeps running "
-        "(it waits on its stop event) but never checks or publishes again after space returns, "
-        "and nothing is logged at the time (asyncio reports the lost task exception only at "
-        "shutdown). Reproduce: state_dir on a 2 MiB tmpfs, agent running with a 5 s target, "
-        "fill the tmpfs, wait 15 s, delete the filler: no new result ever reaches the collector."
-    ),
-)
 def test_agent_outbox_disk_full_keeps_running_and_recovers(
     tmp_path: Path, own_broker: Broker
 ) -> None:

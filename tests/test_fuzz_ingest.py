@@ -99,22 +99,6 @@ def _one_result(observed_at: str, msg_id: str) -> bytes:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "BUG: a timestamp that is valid ISO 8601 but cannot be converted to UTC or to the "
-        "contract time zone makes Ingestor.handle raise OverflowError('date value out of "
-        "range') instead of rejecting the message: checks/wire.py _results() calls "
-        "observed_at.astimezone(UTC) (year 1 with a positive offset underflows) and "
-        "collector/store/batch.py computes the month with astimezone(self.tz) (9999-12-31 "
-        "late in the day overflows in Asia/Shanghai). In the collector process "
-        "mqtt_source._store_with_retry() catches it as a database error and retries the "
-        "same batch for ever, unacknowledged: one such message from any agent stalls ingest "
-        "for every agent. Reproduce: Ingestor.handle(Message('fieldmon/v1/s1/a1/results', "
-        "batch with observed_at '0001-01-01T00:00:00+01:00' or '9999-12-31T23:59:59Z'))."
-    ),
-)
 @pytest.mark.parametrize(
     "observed_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59Z"], ids=["year1", "year9999"]
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,37 @@ log = logging.getLogger(__name__)
 
 AGENT_CHECK = "agent.online"
 STALE_CHECK = "data.stale"
+
+
+#: How far ahead of the collector's clock a result may be stamped before it is distrusted.
+MAX_CLOCK_AHEAD = timedelta(minutes=5)
+
+
+def _bound_future(results: list[Result], now: datetime, site: str, agent: str) -> list[Result]:
+    """A result stamped in the future (an agent whose clock jumped) would stay "current"
+    until that date and freeze its check. It is taken as observed now, and flagged."""
+    out: list[Result] = []
+    worst = timedelta(0)
+    for r in results:
+        ahead = r.observed_at - now
+        if ahead > MAX_CLOCK_AHEAD:
+            worst = max(worst, ahead)
+            r = replace(
+                r,
+                observed_at=now,
+                summary=f"[agent clock ahead by {int(ahead.total_seconds())}s] {r.summary}"[:1024],
+                facts={**r.facts, "clock_ahead_s": str(int(ahead.total_seconds()))},
+            )
+        out.append(r)
+    if worst:
+        log.warning(
+            "agent %s/%s stamps results in the future (up to %s ahead of this collector); "
+            "taken as received now, flagged in their summary",
+            site,
+            agent,
+            worst,
+        )
+    return out
 
 
 def _retryable(exc: Exception) -> bool:
@@ -186,6 +218,7 @@ class Store:
             if not fresh:
                 return stats
             conn.execute(insert(received), [{"msg_id": m, "received_at": now} for m in batch_ids])
+            fresh = _bound_future(fresh, now, site, agent)
             # Results of one target in observation order, so transitions are in order too.
             fresh.sort(key=lambda r: (r.target, r.observed_at))
             self._touch_agent(conn, site, agent, now)
