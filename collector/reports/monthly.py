@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from checks.catalogue import CATEGORIES, DeviceClass
 from checks.status import Status
 from collector.config import CollectorConfig
+from collector.reports.common import duration, local
 from collector.reports.labels import LABELS
 from collector.store.db import Store, utc
 
@@ -43,19 +44,6 @@ class Period:
             raise ReportError(f"month {month!r} is not YYYY-MM") from None
         nxt = (first + timedelta(days=32)).replace(day=1)
         return cls(month, first.astimezone(UTC), nxt.astimezone(UTC))
-
-
-def _local(dt: datetime | None, tz: ZoneInfo) -> str | None:
-    value = utc(dt)
-    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if value else None
-
-
-def _duration(a: datetime | None, b: datetime | None) -> str:
-    if a is None or b is None:
-        return ""
-    secs = int((b - a).total_seconds())
-    hours, rest = divmod(secs, 3600)
-    return f"{hours}h {rest // 60:02d}m"
 
 
 def build_monthly(
@@ -129,7 +117,7 @@ def build_monthly(
                         "verdict": verdict,
                         "worst": Status(r["worst"]).name,
                         "summary": r["summary"],
-                        "checked_at": _local(r["observed_at"], tz),
+                        "checked_at": local(r["observed_at"], tz),
                         "samples": r["samples"],
                         "failed_samples": r["failed_samples"],
                     }
@@ -170,17 +158,17 @@ def build_monthly(
             "title": r["title"],
             "summary": r["summary"],
             "state": r["state"],
-            "opened_at": _local(r["opened_at"], tz),
-            "resolved_at": _local(r["resolved_at"], tz),
-            "duration": _duration(utc(r["opened_at"]), utc(r["resolved_at"])),
+            "opened_at": local(r["opened_at"], tz),
+            "resolved_at": local(r["resolved_at"], tz),
+            "duration": duration(utc(r["opened_at"]), utc(r["resolved_at"])),
         }
         for r in incidents
     ]
     gap_list = [
         {
             "dropped": g["dropped"],
-            "first": _local(g["first_observed"], tz),
-            "last": _local(g["last_observed"], tz),
+            "first": local(g["first_observed"], tz),
+            "last": local(g["last_observed"], tz),
         }
         for g in store.gap_rows(site, period.start, period.end)
     ]
@@ -196,7 +184,7 @@ def build_monthly(
             "maintainer": site_cfg.maintainer,
             "period": month,
             "report_no": f"RPT-{site}-{month}",
-            "generated": _local(now, tz),
+            "generated": local(now, tz),
             "timezone": cfg.timezone,
         },
         "summary": {
