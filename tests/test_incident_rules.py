@@ -52,7 +52,9 @@ def res(
 
 
 def feed(store: Store, *results: Result, rules: Rules | None = None) -> object:
-    return store.ingest("s1", "a1", list(results), CLASSES, rules or Rules(), T0)
+    # Received a moment after the newest observation, as on a live system.
+    received = max(r.observed_at for r in results) + timedelta(seconds=1)
+    return store.ingest("s1", "a1", list(results), CLASSES, rules or Rules(), received)
 
 
 def open_incidents(store: Store) -> list[str]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -133,6 +134,8 @@ async def test_nic_rates_from_two_samples_on_loopback() -> None:
             received += len(conn.recv(1 << 20))
     for s in (client, conn, server):
         s.close()
+    # A window of a few milliseconds would make the rounded rate × window inexact.
+    await asyncio.sleep(0.3)
     obs = await probe.collect(TARGET, checks)
     lo = {o.check: o for o in obs if o.item == "lo"}
     assert set(lo) == checks

@@ -41,7 +41,9 @@ def _r(status: Status, at: datetime, **kw: object) -> Result:
 
 
 def _ingest(store: Store, *results: Result, policy: Policy | None = None) -> object:
-    return store.ingest("s1", "a1", list(results), CLASSES, policy or Policy(), datetime.now(UTC))
+    # Received a moment after the newest observation, as on a live system.
+    received = max(r.observed_at for r in results) + timedelta(seconds=1)
+    return store.ingest("s1", "a1", list(results), CLASSES, policy or Policy(), received)
 
 
 def test_open_repeat_resolve(store: Store) -> None:
