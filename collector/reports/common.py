@@ -65,7 +65,8 @@ def sla_figures(
     return out
 
 
-def _env() -> Environment:
+def html_env() -> Environment:
+    """Jinja2 for the HTML reports: autoescaped, so device and incident text stays text."""
     return Environment(
         loader=PackageLoader("collector.reports", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -105,7 +106,7 @@ def render_report(
             except PdfError as exc:
                 raise RenderError(str(exc)) from exc
         else:
-            html = _env().get_template(f"{kind}.html.j2").render(r=data, L=data["labels"])
+            html = html_env().get_template(f"{kind}.html.j2").render(r=data, L=data["labels"])
             path.write_text(html, encoding="utf-8")
         written.append(path)
     return written

@@ -13,12 +13,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from checks.catalogue import CATEGORIES, DeviceClass
 from checks.status import Status
 from collector.config import CollectorConfig
-from collector.reports.common import duration, local
+from collector.reports.common import duration, html_env, local
 from collector.reports.labels import LABELS
 from collector.store.db import Store, utc
 
@@ -204,15 +203,6 @@ def build_monthly(
     }
 
 
-def _env() -> Environment:
-    return Environment(
-        loader=PackageLoader("collector.reports", "templates"),
-        autoescape=select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render(
     data: dict[str, Any],
     formats: list[str],
@@ -246,7 +236,7 @@ def render(
 
             render_xlsx(data, path)
         else:
-            html = _env().get_template("monthly.html.j2").render(r=data, L=data["labels"])
+            html = html_env().get_template("monthly.html.j2").render(r=data, L=data["labels"])
             path.write_text(html, encoding="utf-8")
         written.append(path)
     return written
