@@ -82,6 +82,13 @@ def wait_healthy(http_port: int, deadline: float) -> bool:
     return False
 
 
+def _password_hash(path: Path) -> str:
+    """argon2 hash of the generated console password (the collector extra provides argon2)."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher().hash(path.read_text().strip())
+
+
 def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -114,6 +121,10 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
     if not token_file.exists():
         token_file.write_text(secrets.token_urlsafe(24) + "\n")
         token_file.chmod(0o600)
+    password_file = state_dir / "web-password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(12) + "\n")
+        password_file.chmod(0o600)
     coll = state_dir / "collector.toml"
     coll.write_text(
         "# Written by `fieldmon run` (embedded defaults); edit and run the collector yourself\n"
@@ -122,6 +133,8 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
         f'[http]\nlisten = "127.0.0.1"\nport = {http_port}\n'
         f'[[sites]]\nname = {_toml_str(site)}\ntitle = "{socket.gethostname()}"\n'
         f'[[tokens]]\nname = "admin"\nrole = "admin"\ntoken_file = {_toml_str(str(token_file))}\n'
+        f'[[users]]\nname = "admin"\nrole = "admin"\n'
+        f"password_hash = {_toml_str(_password_hash(password_file))}\n"
     )
     agent = state_dir / "agent.toml"
     hostname = socket.gethostname().split(".")[0] or "localhost"
@@ -147,6 +160,7 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
         f"  broker      mqtt://{host}:{port}\n"
         f"  health      http://127.0.0.1:{http_port}/healthz\n"
         f"  metrics     http://127.0.0.1:{http_port}/metrics\n"
+        f"  console     http://127.0.0.1:{http_port}/  (user admin, password in {password_file})\n"
         f"  API         http://127.0.0.1:{http_port}/api/v1/docs  (admin bearer token in "
         f"{token_file})\n"
         f'  incidents   curl -H "Authorization: Bearer $(cat {token_file})" '

@@ -115,6 +115,10 @@ def test_all_in_one_run(tmp_path: Path) -> None:
         )
         assert "inventory.host" in checks
         printed = (tmp_path / "run.log").read_text()
+        assert f"console     http://127.0.0.1:{http_port}/  (user admin" in printed
+        assert (state / "web-password").stat().st_mode & 0o077 == 0
+        login = http_get(f"{base}/login").decode()
+        assert "<form" in login
         assert f"metrics     http://127.0.0.1:{http_port}/metrics" in printed
         assert (state / "collector.db").exists() and (state / "agent" / "outbox.sqlite").exists()
     finally:
