@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import signal
@@ -131,7 +132,9 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        # Windows has no loop signal handlers; its service wrapper stops us with Ctrl+C.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     classes = _classes(cfg)
     outbox = Outbox(
         cfg.state_dir / "outbox.sqlite",

@@ -8,26 +8,42 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from checks.catalogue import DeviceClass
-from checks.topics import parse_topic
-from checks.wire import Rejected, RejectReason, decode_payload, decode_status
+from checks.result import Result
+from checks.topics import TopicParts, parse_topic
+from checks.wire import Rejected, RejectReason, WireGap, decode_payload, decode_status
 from collector.incidents.rules import Rules
 from collector.metrics import IngestCounters
 from collector.store.db import IngestStats, Store
 
 log = logging.getLogger(__name__)
 
+#: At most this many results in one transaction of :meth:`Ingestor.handle_all` (a single
+#: larger message is still stored whole): transactions stay short, and what a crash rolls
+#: back (to be redelivered) stays small.
+MAX_GROUP_RESULTS = 2_000
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
     topic: str
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A result message that passed validation, waiting to be stored."""
+
+    msg: Message
+    parts: TopicParts
+    results: list[Result]
+    gaps: list[WireGap]
 
 
 class Ingestor:
@@ -95,6 +111,98 @@ class Ingestor:
         for number in stats.resolved:
             log.info("incident %s resolved", number)
         return stats
+
+    def handle_all(self, msgs: Sequence[Message]) -> None:
+        """Process messages in order, like :meth:`handle` one by one, but with consecutive
+        result (and inspection) messages of one agent stored in one transaction (up to
+        :data:`MAX_GROUP_RESULTS` results): one commit instead of one per message. Rejects
+        are still counted per message; if storing the group breaks for any reason other
+        than the database, each message is stored on its own instead, so one bad message
+        cannot take the others with it."""
+        group: list[_Decoded] = []
+        for msg in msgs:
+            try:
+                parts = parse_topic(msg.topic)
+            except ValueError as exc:
+                self._reject(msg.topic, Rejected(RejectReason.TOPIC, str(exc)))
+                continue
+            if parts.kind not in ("results", "inspection"):
+                self._store_group(group)
+                group = []
+                self.handle(msg)
+                continue
+            try:
+                results, gaps = decode_payload(msg.payload, parts)
+            except Rejected as rej:
+                self._reject(msg.topic, rej)
+                continue
+            except Exception as exc:
+                log.exception("processing a message on %r failed", msg.topic[:200])
+                self._reject(msg.topic, Rejected(RejectReason.PROCESSING, f"{type(exc).__name__}"))
+                continue
+            if group and (
+                (group[0].parts.site, group[0].parts.agent) != (parts.site, parts.agent)
+                or sum(len(d.results) for d in group) + len(results) > MAX_GROUP_RESULTS
+            ):
+                self._store_group(group)
+                group = []
+            group.append(_Decoded(msg, parts, results, gaps))
+        self._store_group(group)
+
+    def _store_group(self, group: Sequence[_Decoded]) -> None:
+        if not group:
+            return
+        if len(group) == 1:
+            self._store_one(group[0], datetime.now(UTC))
+            return
+        first = group[0]
+        try:
+            stats = self.store.ingest_batches(
+                first.parts.site,
+                first.parts.agent,
+                [d.results for d in group],
+                self.classes,
+                self.rules,
+                datetime.now(UTC),
+                [g for d in group for g in d.gaps],
+            )
+        except SQLAlchemyError:
+            raise  # the database is unwell: not acknowledged, retried by the caller
+        except Exception:
+            # Rolled back: store them one by one so that only a broken one is skipped.
+            for d in group:
+                self._store_one(d, datetime.now(UTC))
+            return
+        self.counters.results.inc(stats.accepted)
+        self.counters.duplicates.inc(stats.duplicates)
+        self._raised(stats, first.msg.topic)
+
+    def _store_one(self, d: _Decoded, now: datetime) -> IngestStats | None:
+        """The storing half of :meth:`handle` for a decoded result message."""
+        try:
+            stats = self.store.ingest(
+                d.parts.site, d.parts.agent, d.results, self.classes, self.rules, now, d.gaps
+            )
+            self.counters.results.inc(stats.accepted)
+            self.counters.duplicates.inc(stats.duplicates)
+        except Rejected as rej:
+            self._reject(d.msg.topic, rej)
+            return None
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:
+            log.exception("processing a message on %r failed", d.msg.topic[:200])
+            self._reject(d.msg.topic, Rejected(RejectReason.PROCESSING, f"{type(exc).__name__}"))
+            return None
+        self._raised(stats, d.msg.topic)
+        return stats
+
+    def _raised(self, stats: IngestStats, topic: str) -> None:
+        self.on_raised(stats)
+        for number in stats.opened:
+            log.info("incident %s opened (%s)", number, topic)
+        for number in stats.resolved:
+            log.info("incident %s resolved", number)
 
     def _reject(self, topic: str, rej: Rejected) -> None:
         self.counters.rejected.labels(reason=rej.reason.value).inc()

@@ -145,8 +145,8 @@ async def _store_with_retry(
 
 
 def _handle_all(ingestor: Ingestor, msgs: list[Message]) -> None:
-    for m in msgs:
-        ingestor.handle(m)
+    # In order; consecutive results of one agent share a transaction (Ingestor.handle_all).
+    ingestor.handle_all(msgs)
 
 
 def _payload_bytes(payload: object) -> bytes:

@@ -76,7 +76,9 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        # Windows has no loop signal handlers; its service wrapper stops us with Ctrl+C.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     classes = load_catalogue(cfg.catalogue_dirs)
     store = Store(cfg.database.url, cfg.tz)
     rules = cfg.rules()
@@ -130,6 +132,7 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
                 raise t.exception()  # type: ignore[misc]
     finally:
         stop.set()
+        web.close()  # end the board's event streams so uvicorn can stop at once
         server.should_exit = True
         await asyncio.wait(tasks, timeout=10)
         for t in tasks:

@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     a_disc.add_argument(
         "--no-trial", action="store_true", help="do not poll the items to find unexposed ones"
     )
+    a_inst = agent.add_parser(
+        "install", help="install or upgrade the agent as a hardened systemd service"
+    )
+    a_inst.add_argument("--config", type=Path, required=True)
+    a_inst.add_argument("--root", type=Path, help="stage under this directory (packaging)")
+    a_inst.add_argument("--no-start", action="store_true", help="do not enable/start it")
+    a_inst.add_argument("--user", default="fieldmon", help="service user (default fieldmon)")
 
     coll = sub.add_parser("collector", help="the collector").add_subparsers(
         dest="cmd", required=True
@@ -275,6 +282,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _agent(cmd: str, args: argparse.Namespace) -> int:
     if cmd == "discover":
         return _discover(args)
+    if cmd == "install":
+        return _agent_install(args)
     from agent.config import load_agent_config
 
     cfg = load_agent_config(args.config)
@@ -312,6 +321,21 @@ def _agent(cmd: str, args: argparse.Namespace) -> int:
         print(f"fieldmon: {failure}", file=sys.stderr)
         return 1
     return 1 if any(r.status == Status.CRIT for r in results) else 0
+
+
+def _agent_install(args: argparse.Namespace) -> int:
+    from fieldmon.install import InstallError, InstallRequest, install
+
+    req = InstallRequest(
+        config=args.config, root=args.root, user=args.user, start=not args.no_start
+    )
+    try:
+        report = install(req)
+    except InstallError as exc:
+        print(f"fieldmon: {exc}", file=sys.stderr)
+        return 1
+    print(report.text())
+    return 0
 
 
 def _discover(args: argparse.Namespace) -> int:

@@ -227,7 +227,7 @@ def test_xlsx_sheets_read_back(built: tuple[Store, CollectorConfig], tmp_path: P
     data = _data(built, "zh-CN")
     [path] = render(data, ["xlsx"], tmp_path)
     wb = load_workbook(path, read_only=True)
-    assert wb.sheetnames == ["概要", "巡检记录表", "故障"]
+    assert wb.sheetnames == ["概要", "巡检记录表", "故障", "变更情况", "隐患分析"]
     summary = {r[0]: r[1] for r in wb["概要"].iter_rows(min_row=2, values_only=True)}
     assert summary["设备总数"] == 2
     assert summary["级别 2"] == 2

@@ -327,3 +327,128 @@ _MORE: dict[str, dict[str, str]] = {
 }
 for _lang, _words in _MORE.items():
     LABELS[_lang].update(_words)
+
+# Wording of the monthly report's changes and hidden-dangers sections.
+_CHANGES: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "changes": "变更情况",
+        "changes_sheet": "变更情况",
+        "chg_intro": "与上月（{prev}）巡检记录比对的结果。",
+        "chg_no_previous": "上月（{prev}）没有巡检记录，无法比对变更。",
+        "chg_none": "与上月相比没有变更。",
+        "chg_change": "变更",
+        "chg_before": "上月",
+        "chg_after": "本月",
+        "chg_added": "新增设备",
+        "chg_removed": "撤除设备",
+        "chg_serial": "序列号变更",
+        "chg_firmware": "固件版本变更",
+        "chg_location": "位置变更",
+        "chg_config": "配置变更",
+        "chg_added_remark": "上月无巡检记录",
+        "chg_removed_remark": "本月无巡检记录",
+        "chg_serial_remark": "序列号不同，设备可能已更换",
+        "chg_config_remark": "本月 {m} 次检查中 {n} 次发现配置变更，请核对变更内容与审批",
+        "chg_firmware_facts_only": "巡检记录未保存固件版本，仅有当前信息：{firmware}"
+        "（无法与上月比对）",
+        "chg_location_note": "巡检记录不保存设备位置，位置变更无法按月比对；当前位置见巡检记录表。",
+        "chg_notes": "说明",
+        "dangers": "设备及系统隐患分析",
+        "dangers_sheet": "隐患分析",
+        "dz_none": "本月数据未发现隐患。",
+        "dz_finding": "隐患",
+        "dz_evidence": "依据",
+        "dz_action": "建议措施",
+        "dz_disk": "磁盘空间将满",
+        "dz_disk_evidence": "使用率由 {before}%（{a}）升至 {after}%（{b}），每天约增加 {rate}%，"
+        "按此速度预计 {date} 用满",
+        "dz_disk_high_evidence": "使用率 {value}%，超过阈值（无上月数据，无法推算趋势）",
+        "dz_disk_action": "清理或归档数据、调整录像/日志保存周期，或扩容磁盘",
+        "dz_ups": "UPS 电池需更换",
+        "dz_ups_evidence": "UPS 报告电池更换指示：{value}（{summary}）",
+        "dz_ups_action": "安排更换 UPS 电池组，更换后进行放电测试",
+        "dz_firmware": "固件版本问题",
+        "dz_firmware_evidence": "{summary}",
+        "dz_firmware_action": "评估并安排固件升级至推荐版本（先在维护窗口内验证）",
+        "dz_clock": "时钟偏差",
+        "dz_clock_evidence": "当前偏差 {value}，本月最差 {worst}，{m} 次检查中 {n} 次超出阈值",
+        "dz_clock_action": "检查 NTP 配置与时间服务器可达性，校准设备时钟",
+        "dz_tls": "证书即将过期",
+        "dz_tls_evidence": "证书剩余 {days} 天，约 {date} 过期",
+        "dz_tls_action": "申请并部署新证书，部署后确认服务正常",
+        "dz_if_errors": "接口错误",
+        "dz_if_errors_evidence": "错误 {value}（上月 {before}），本月最差 {worst}，"
+        "{m} 次检查中 {n} 次超出阈值",
+        "dz_if_errors_action": "检查线缆、光模块与端口双工设置，必要时更换",
+        "dz_no_previous": "无记录",
+        "dz_repeated": "检查项反复异常",
+        "dz_repeated_evidence": "“{check}”本月 {m} 次检查中 {n} 次异常，最差 {worst}",
+        "dz_repeated_action": "排查反复异常的根本原因并制定整改方案",
+    },
+    "en": {
+        "changes": "Changes since last month",
+        "changes_sheet": "Changes",
+        "chg_intro": "Compared with last month's ({prev}) inspection records.",
+        "chg_no_previous": "There are no inspection records for last month ({prev}): "
+        "changes cannot be compared.",
+        "chg_none": "Nothing changed since last month.",
+        "chg_change": "Change",
+        "chg_before": "Last month",
+        "chg_after": "This month",
+        "chg_added": "Device added",
+        "chg_removed": "Device removed",
+        "chg_serial": "Serial number changed",
+        "chg_firmware": "Firmware changed",
+        "chg_location": "Location changed",
+        "chg_config": "Configuration changed",
+        "chg_added_remark": "no inspection record last month",
+        "chg_removed_remark": "no inspection record this month",
+        "chg_serial_remark": "different serial number: the device was probably replaced",
+        "chg_config_remark": "a change was found in {n} of {m} checks this month: verify it "
+        "against the approved changes",
+        "chg_firmware_facts_only": "the inspection record keeps no firmware version; only the "
+        "current value is known: {firmware} (not compared with last month)",
+        "chg_location_note": "The inspection record does not keep device locations, so location "
+        "changes cannot be compared month to month; current locations are in the inspection "
+        "record.",
+        "chg_notes": "Notes",
+        "dangers": "Hidden dangers and recommendations",
+        "dangers_sheet": "Hidden dangers",
+        "dz_none": "Nothing in this month's data points to a hidden danger.",
+        "dz_finding": "Finding",
+        "dz_evidence": "Evidence",
+        "dz_action": "Suggested action",
+        "dz_disk": "Disk filling up",
+        "dz_disk_evidence": "usage rose from {before}% ({a}) to {after}% ({b}), about {rate}% "
+        "a day; at this rate it will be full on {date}",
+        "dz_disk_high_evidence": "usage {value}%, above the threshold (no value last month to "
+        "estimate a trend)",
+        "dz_disk_action": "clean up or archive data, shorten recording/log retention, or add "
+        "disk space",
+        "dz_ups": "UPS battery to replace",
+        "dz_ups_evidence": "the UPS sets its battery replace indicator: {value} ({summary})",
+        "dz_ups_action": "replace the UPS battery pack and run a discharge test afterwards",
+        "dz_firmware": "Firmware finding",
+        "dz_firmware_evidence": "{summary}",
+        "dz_firmware_action": "plan an upgrade to the recommended version (verify it in a "
+        "maintenance window first)",
+        "dz_clock": "Clock drift",
+        "dz_clock_evidence": "offset now {value}, worst this month {worst}, beyond the "
+        "threshold in {n} of {m} checks",
+        "dz_clock_action": "check the NTP settings and that the time server is reachable; "
+        "correct the clock",
+        "dz_tls": "Certificate expiring",
+        "dz_tls_evidence": "{days} days left, expires about {date}",
+        "dz_tls_action": "obtain and deploy a new certificate, then check the service",
+        "dz_if_errors": "Interface errors",
+        "dz_if_errors_evidence": "errors {value} (last month {before}), worst this month "
+        "{worst}, beyond the threshold in {n} of {m} checks",
+        "dz_if_errors_action": "check cabling, optics and duplex settings; replace if needed",
+        "dz_no_previous": "no record",
+        "dz_repeated": "Item failing repeatedly",
+        "dz_repeated_evidence": "{check} failed in {n} of {m} checks this month, worst {worst}",
+        "dz_repeated_action": "find the root cause of the repeated failures and plan a fix",
+    },
+}
+for _lang, _words in _CHANGES.items():
+    LABELS[_lang].update(_words)

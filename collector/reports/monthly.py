@@ -17,6 +17,7 @@ import orjson
 from checks.catalogue import CATEGORIES, DeviceClass
 from checks.status import Status
 from collector.config import CollectorConfig
+from collector.reports.changes import build_changes, build_dangers, previous_month
 from collector.reports.common import duration, html_env, local
 from collector.reports.labels import LABELS
 from collector.store.db import Store, utc
@@ -171,6 +172,10 @@ def build_monthly(
         }
         for g in store.gap_rows(site, period.start, period.end)
     ]
+    prev_rows = store.inspection_rows(site, previous_month(month))
+    target_facts = {name: dict(t["facts"] or {}) for name, t in facts_by_target.items()}
+    changes = build_changes(rows, prev_rows, target_facts, month, LABELS[lang])
+    dangers = build_dangers(rows, prev_rows, tz, LABELS[lang])
     return {
         "kind": "monthly-inspection",
         "lang": lang,
@@ -198,6 +203,8 @@ def build_monthly(
         },
         "categories": {k: v[lang] for k, v in CATEGORIES.items()},
         "devices": devices,
+        "changes": changes,
+        "dangers": dangers,
         "incidents": inc_list,
         "gaps": gap_list,
     }

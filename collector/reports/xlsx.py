@@ -192,5 +192,31 @@ def render_xlsx(data: Mapping[str, Any], out: Path) -> Path:
         ],
         [18, 6, 18, 40, 17, 17, 10, 10],
     )
+    changes = data.get("changes")
+    if changes is not None:
+        chg = wb.create_sheet(L["changes_sheet"].translate(_BAD_TITLE)[:31])
+        prev = changes["previous_period"]
+        note = L["chg_intro" if changes["compared"] else "chg_no_previous"].format(prev=prev)
+        chg_rows: list[list[Any]] = [
+            [c["device"], c["change"], c["before"], c["after"], c["remark"]]
+            for c in changes["items"]
+        ]
+        chg_rows += [[n["device"], L["chg_notes"], "", "", n["text"]] for n in changes["notes"]]
+        chg_rows += [["", L["chg_notes"], "", "", text] for text in (note, L["chg_location_note"])]
+        _sheet(
+            chg,
+            [L["device"], L["chg_change"], L["chg_before"], L["chg_after"], L["remark"]],
+            chg_rows,
+            [18, 16, 26, 26, 50],
+        )
+    dangers = data.get("dangers")
+    if dangers is not None:
+        dz = wb.create_sheet(L["dangers_sheet"].translate(_BAD_TITLE)[:31])
+        _sheet(
+            dz,
+            [L["device"], L["item"], L["dz_finding"], L["dz_evidence"], L["dz_action"]],
+            [[z["device"], z["item"], z["title"], z["evidence"], z["action"]] for z in dangers],
+            [18, 14, 18, 60, 45],
+        )
     wb.save(out)
     return out

@@ -3,15 +3,17 @@
 The state a batch touches (its targets, their current check states, this month's inspection
 records, their open incidents) is read once, changed in memory, and written back with one
 executemany per table. Only results that fail, or belong to an open incident, take the slow
-path through :class:`IncidentOps`; before that path runs, pending writes are flushed so the
-incident rules see the same state they would see result by result.
+path through :class:`IncidentOps`; before that path reads targets, current or transitions
+(:attr:`IncidentOps.before_read`), pending writes are flushed so the incident rules see the
+same state they would see result by result. Lookups of incidents and maintenance windows,
+which pending writes never touch, and repeats of an open incident do not flush.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, select, update
@@ -138,8 +140,9 @@ class BatchWriter:
         self.tz = tz
         self.in_maintenance = in_maintenance
         self.stats = stats
-        self.ops = IncidentOps(conn)
+        self.ops = IncidentOps(conn, before_read=self.flush, held_facts=self._held_facts)
         self.pending = _Pending()
+        self.months: dict[datetime, str] = {}
 
     # ------------------------------------------------------------------ loading
 
@@ -198,7 +201,11 @@ class BatchWriter:
         }
 
     def _month(self, r: Result) -> str:
-        return f"{r.observed_at.astimezone(self.tz):%Y-%m}"
+        # Asked twice per result (load, then the inspection record); cached per batch.
+        month = self.months.get(r.observed_at)
+        if month is None:
+            month = self.months[r.observed_at] = f"{r.observed_at.astimezone(self.tz):%Y-%m}"
+        return month
 
     # ------------------------------------------------------------------ applying
 
@@ -247,26 +254,30 @@ class BatchWriter:
         failing = r.status in self.policy.open_on
         if ck not in self.open_keys and not failing:
             if r.status == Status.OK and ck in self.impacted:
-                self.flush()
+                # Touches incident_impacts only, which no pending write changes: no flush.
                 self.ops.clear_impact(self.site, r.target, key, r.observed_at)
                 self.impacted.discard(ck)
             return
-        self.flush()
         self._incident_path(r, key, ok_streak, facts, changed)
 
     def _incident_path(
         self, r: Result, key: str, ok_streak: int, facts: dict[str, Any], changed: bool
     ) -> None:
         ops, policy, site = self.ops, self.policy, self.site
+        # open_for reads only the incidents table, which pending writes never touch.
         open_inc = ops.open_for(site, r.target, key)
         if open_inc is not None and not changed and r.status in policy.open_on:
             # Still failing, nothing changed: a repeat. Flapping needs a change and
             # maintenance windows only stop incidents from opening, so skip both lookups
-            # (the common case while a device stays down).
+            # (the common case while a device stays down). The decision is then always a
+            # plain "repeat", which updates the incident row only.
             ctx = Context(flapping=open_inc.flapping)
         else:
+            # The lookups below that read transitions, targets or current flush the pending
+            # writes first (IncidentOps.before_read), so they see the same state they would
+            # see result by result; maintenance and incident lookups need no flush.
             flapping = is_flapping(
-                ops.changes_within(site, r.target, key, r.observed_at - policy.flap_window),
+                self._changes_within(r.target, key, r.observed_at - policy.flap_window),
                 policy,
             )
             ctx = Context(
@@ -323,6 +334,25 @@ class BatchWriter:
                 )
             )
         }
+
+    def _held_facts(self, site: str, target: str) -> dict[str, Any] | None:
+        """The facts of a target of this batch (what its row holds once flushed); None for
+        any other target, whose row no pending write touches."""
+        row = self.targets.get(target) if site == self.site else None
+        return None if row is None else dict(row["facts"] or {})
+
+    def _changes_within(self, target: str, key: str, since: datetime) -> int:
+        """Status changes of (target, check) since ``since``: the stored ones plus those
+        held in memory, without writing the pending rows out first."""
+        held = sum(
+            1
+            for t in self.pending.transitions
+            if t["target"] == target
+            and t["check_key"] == key
+            and t["from_status"] is not None
+            and t["at"] >= since
+        )
+        return self.ops.stored_changes_within(self.site, target, key, since) + held
 
     def _target_row(self, name: str) -> dict[str, Any]:
         if name in self.pending.targets_new:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Engine,
     RowMapping,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -77,6 +78,21 @@ STALE_CHECK = "data.stale"
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
 
 
+#: Built once (the ingest path asks it for every result that opens an incident).
+_IN_MAINTENANCE = (
+    select(maintenance.c.id)
+    .where(
+        and_(
+            maintenance.c.site == bindparam("p_site"),
+            or_(maintenance.c.target == "", maintenance.c.target == bindparam("p_target")),
+            maintenance.c.starts_at <= bindparam("p_at"),
+            maintenance.c.ends_at > bindparam("p_at"),
+        )
+    )
+    .limit(1)
+)
+
+
 def _bound_future(results: list[Result], now: datetime, site: str, agent: str) -> list[Result]:
     """A result stamped in the future (an agent whose clock jumped) would stay "current"
     until that date and freeze its check. It is taken as observed now, and flagged."""
@@ -102,6 +118,10 @@ def _bound_future(results: list[Result], now: datetime, site: str, agent: str) -
             worst,
         )
     return out
+
+
+def _target_then_time(r: Result) -> tuple[str, datetime]:
+    return (r.target, r.observed_at)
 
 
 def _retryable(exc: Exception) -> bool:
@@ -176,7 +196,24 @@ class Store:
         opened the same incident a moment earlier, the unique index refuses ours: the whole
         batch is retried and then sees (and updates) theirs."""
         rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
-        return self._retrying(lambda: self._ingest(site, agent, results, classes, rules, now, gaps))
+        return self._retrying(
+            lambda: self._ingest(site, agent, [results], classes, rules, now, gaps)
+        )
+
+    def ingest_batches(
+        self,
+        site: str,
+        agent: str,
+        batches: Sequence[Sequence[Result]],
+        classes: Mapping[str, DeviceClass],
+        rules: Rules | Policy,
+        now: datetime,
+        gaps: Sequence[WireGap] = (),
+    ) -> IngestStats:
+        """Several batches of one agent (consecutive messages) in one transaction, each
+        applied in turn exactly as :meth:`ingest` would apply it; one commit for all."""
+        rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
+        return self._retrying(lambda: self._ingest(site, agent, batches, classes, rules, now, gaps))
 
     def _retrying(self, work: Callable[[], IngestStats], attempts: int = 5) -> IngestStats:
         for attempt in range(attempts):
@@ -193,7 +230,7 @@ class Store:
         self,
         site: str,
         agent: str,
-        results: Sequence[Result],
+        batches: Sequence[Sequence[Result]],
         classes: Mapping[str, DeviceClass],
         rules: Rules,
         now: datetime,
@@ -202,34 +239,41 @@ class Store:
         stats = IngestStats()
         with self.engine.begin() as conn:
             self._store_gaps(conn, site, agent, gap_records, now)
-            ids = [r.msg_id for r in results]
+            ids = [r.msg_id for results in batches for r in results]
             seen = {
                 row[0]
                 for row in conn.execute(select(received.c.msg_id).where(received.c.msg_id.in_(ids)))
             }
-            fresh: list[Result] = []
+            fresh_batches: list[list[Result]] = []
             batch_ids: set[str] = set()
-            for r in results:
-                if r.msg_id in seen or r.msg_id in batch_ids:
-                    stats.duplicates += 1
-                else:
-                    batch_ids.add(r.msg_id)
-                    fresh.append(r)
-            if not fresh:
+            for results in batches:
+                fresh: list[Result] = []
+                for r in results:
+                    if r.msg_id in seen or r.msg_id in batch_ids:
+                        stats.duplicates += 1
+                    else:
+                        batch_ids.add(r.msg_id)
+                        fresh.append(r)
+                if fresh:
+                    fresh = _bound_future(fresh, now, site, agent)
+                    # Results of one target in observation order, so transitions are in
+                    # order too.
+                    fresh.sort(key=_target_then_time)
+                    fresh_batches.append(fresh)
+            if not fresh_batches:
                 return stats
             conn.execute(insert(received), [{"msg_id": m, "received_at": now} for m in batch_ids])
-            fresh = _bound_future(fresh, now, site, agent)
-            # Results of one target in observation order, so transitions are in order too.
-            fresh.sort(key=lambda r: (r.target, r.observed_at))
             self._touch_agent(conn, site, agent, now)
             writer = BatchWriter(
                 conn, site, agent, classes, rules, self.tz, self._in_maintenance, stats
             )
-            writer.load(fresh)
-            for r in fresh:
-                writer.apply(r)
+            writer.load([r for fresh in fresh_batches for r in fresh])
+            # Batch after batch, as if each were its own transaction.
+            for fresh in fresh_batches:
+                for r in fresh:
+                    writer.apply(r)
+                stats.accepted += len(fresh)
             writer.flush()
-            stats.accepted = len(fresh)
         return stats
 
     def _store_gaps(
@@ -286,16 +330,7 @@ class Store:
         if rules.configured_window(site, target, at) is not None:
             return True
         row = conn.execute(
-            select(maintenance.c.id)
-            .where(
-                and_(
-                    maintenance.c.site == site,
-                    or_(maintenance.c.target == "", maintenance.c.target == target),
-                    maintenance.c.starts_at <= at,
-                    maintenance.c.ends_at > at,
-                )
-            )
-            .limit(1)
+            _IN_MAINTENANCE, {"p_site": site, "p_target": target, "p_at": at}
         ).first()
         return row is not None
 
@@ -1017,3 +1052,46 @@ class Store:
             )
             if done.rowcount == 0:
                 raise StateConflict("only a draft report can be approved")
+
+    # ------------------------------------------------------------ web console reads
+
+    def change_mark(self, sites: Sequence[str] | None = None) -> tuple[int, int, int]:
+        """A cheap "has anything changed" mark for the live board: the newest incident id,
+        the newest timeline entry id and the number of open incidents (within ``sites``)."""
+        ev = select(func.max(incident_events.c.id)).join(
+            incidents, incidents.c.id == incident_events.c.incident_id
+        )
+        inc = select(func.max(incidents.c.id), func.count().filter(incidents.c.state == "open"))
+        if sites is not None:
+            ev = ev.where(incidents.c.site.in_(list(sites)))
+            inc = inc.where(incidents.c.site.in_(list(sites)))
+        with self.engine.connect() as conn:
+            last_event = conn.execute(ev).scalar()
+            last_inc, open_n = conn.execute(inc).one()
+        return int(last_inc or 0), int(last_event or 0), int(open_n or 0)
+
+    def site_names(self) -> list[str]:
+        """Every site the store knows of, from its devices and its incidents."""
+        q = select(targets.c.site).union(select(incidents.c.site))
+        with self.engine.connect() as conn:
+            return sorted(str(s) for s in conn.execute(q).scalars())
+
+    def target_row(self, site: str, target: str) -> RowMapping | None:
+        q = select(targets).where(and_(targets.c.site == site, targets.c.target == target))
+        with self.engine.connect() as conn:
+            return conn.execute(q).mappings().first()
+
+    def device_inspection_rows(self, site: str, target: str, month: str) -> list[RowMapping]:
+        q = (
+            select(inspection)
+            .where(
+                and_(
+                    inspection.c.site == site,
+                    inspection.c.target == target,
+                    inspection.c.month == month,
+                )
+            )
+            .order_by(inspection.c.check_key)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(q).mappings())

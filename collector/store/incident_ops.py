@@ -9,13 +9,13 @@ of a device that is down recorded as its impact instead of incidents of their ow
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, RowMapping, and_, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, func, insert, select, update
 
 from checks.status import Status
 from collector.incidents.engine import (
@@ -109,28 +109,80 @@ def _opt(text: str | None) -> datetime | None:
     return _u(datetime.fromisoformat(text)) if text else None
 
 
+# Hot lookups of the ingest path, built once: constructing a statement and computing its
+# cache key on every call cost more than running it.
+_OPEN_FOR = select(
+    incidents.c.id,
+    incidents.c.level,
+    incidents.c.occurrences,
+    incidents.c.flapping,
+    incidents.c.number,
+).where(
+    and_(
+        incidents.c.site == bindparam("p_site"),
+        incidents.c.target == bindparam("p_target"),
+        incidents.c.check_key == bindparam("p_key"),
+        incidents.c.state == "open",
+    )
+)
+_CHANGES_WITHIN = select(func.count()).where(
+    and_(
+        transitions.c.site == bindparam("p_site"),
+        transitions.c.target == bindparam("p_target"),
+        transitions.c.check_key == bindparam("p_key"),
+        transitions.c.at >= bindparam("p_since"),
+        transitions.c.from_status.is_not(None),
+    )
+)
+_FACTS_OF = select(targets.c.facts).where(
+    and_(targets.c.site == bindparam("p_site"), targets.c.target == bindparam("p_target"))
+)
+_LAST_HASH = (
+    select(incident_events.c.hash)
+    .where(incident_events.c.incident_id == bindparam("p_id"))
+    .order_by(incident_events.c.id.desc())
+    .limit(1)
+)
+_REPEAT = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("p_id"))
+    .values(
+        last_seen_at=bindparam("p_at"),
+        occurrences=incidents.c.occurrences + 1,
+        summary=bindparam("p_summary"),
+    )
+)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _not_held(site: str, target: str) -> dict[str, Any] | None:
+    return None
+
+
 class IncidentOps:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        before_read: Callable[[], None] = _nothing,
+        held_facts: Callable[[str, str], dict[str, Any] | None] = _not_held,
+    ) -> None:
         self.conn = conn
+        #: A target's facts as the caller holds them in memory (None: not held, read the
+        #: row), exactly what the row holds once the caller's pending writes are out.
+        self.held_facts = held_facts
+        #: Called before reading targets, current or transitions: a caller that holds
+        #: writes to those tables back (the ingest path's BatchWriter) writes them out here,
+        #: so every lookup sees the same state it would see result by result.
+        self.before_read = before_read
 
     # ------------------------------------------------------------------ lookups
 
     def open_for(self, site: str, target: str, key: str) -> OpenIncident | None:
         row = self.conn.execute(
-            select(
-                incidents.c.id,
-                incidents.c.level,
-                incidents.c.occurrences,
-                incidents.c.flapping,
-                incidents.c.number,
-            ).where(
-                and_(
-                    incidents.c.site == site,
-                    incidents.c.target == target,
-                    incidents.c.check_key == key,
-                    incidents.c.state == "open",
-                )
-            )
+            _OPEN_FOR, {"p_site": site, "p_target": target, "p_key": key}
         ).first()
         if row is None:
             return None
@@ -144,9 +196,10 @@ class IncidentOps:
         )
 
     def parent_of(self, site: str, target: str) -> str | None:
-        facts = self.conn.execute(
-            select(targets.c.facts).where(and_(targets.c.site == site, targets.c.target == target))
-        ).scalar()
+        facts = self.held_facts(site, target)
+        if facts is None:
+            # A target the caller does not hold has no pending writes either.
+            facts = self.conn.execute(_FACTS_OF, {"p_site": site, "p_target": target}).scalar()
         parent = (facts or {}).get("parent")
         return str(parent) if parent else None
 
@@ -164,6 +217,7 @@ class IncidentOps:
         return None
 
     def descendants(self, site: str, target: str) -> set[str]:
+        self.before_read()
         rows = self.conn.execute(
             select(targets.c.target, targets.c.facts).where(targets.c.site == site)
         ).all()
@@ -182,17 +236,15 @@ class IncidentOps:
         return out
 
     def changes_within(self, site: str, target: str, key: str, since: datetime) -> int:
+        self.before_read()
+        return self.stored_changes_within(site, target, key, since)
+
+    def stored_changes_within(self, site: str, target: str, key: str, since: datetime) -> int:
+        """:meth:`changes_within` over the rows written so far, without ``before_read``."""
         return int(
             self.conn.execute(
-                select(func.count()).where(
-                    and_(
-                        transitions.c.site == site,
-                        transitions.c.target == target,
-                        transitions.c.check_key == key,
-                        transitions.c.at >= since,
-                        transitions.c.from_status.is_not(None),
-                    )
-                )
+                _CHANGES_WITHIN,
+                {"p_site": site, "p_target": target, "p_key": key, "p_since": since},
             ).scalar_one()
         )
 
@@ -207,12 +259,7 @@ class IncidentOps:
         text: str,
         data: Mapping[str, Any] | None = None,
     ) -> None:
-        prev = self.conn.execute(
-            select(incident_events.c.hash)
-            .where(incident_events.c.incident_id == incident_id)
-            .order_by(incident_events.c.id.desc())
-            .limit(1)
-        ).scalar()
+        prev = self.conn.execute(_LAST_HASH, {"p_id": incident_id}).scalar()
         prev_hash = prev or GENESIS
         body = dict(data or {})
         digest = event_hash(prev_hash, incident_id, at, kind, author, text, body)
@@ -296,14 +343,16 @@ class IncidentOps:
         return OpenIncident(inc_id, level, 1, flapping, number)
 
     def repeat(self, inc: OpenIncident, at: datetime, summary: str, mark_flapping: bool) -> None:
+        if not mark_flapping:
+            self.conn.execute(_REPEAT, {"p_id": inc.id, "p_at": at, "p_summary": summary})
+            return
         values: dict[str, Any] = {
             "last_seen_at": at,
             "occurrences": incidents.c.occurrences + 1,
             "summary": summary,
+            "flapping": True,
         }
-        if mark_flapping:
-            values["flapping"] = True
-            self.event(inc.id, at, "flapping", SYSTEM, "the check is flapping; kept open")
+        self.event(inc.id, at, "flapping", SYSTEM, "the check is flapping; kept open")
         self.conn.execute(update(incidents).where(incidents.c.id == inc.id).values(**values))
 
     def mark_flapping(self, inc: OpenIncident, at: datetime) -> None:
@@ -470,6 +519,8 @@ class IncidentOps:
             )
         ).all()
         out: list[RowMapping] = []
+        if rows:
+            self.before_read()
         failing = [int(s) for s in policy.open_on]
         site = self.row(inc_id)["site"]
         for target, key in rows:
@@ -561,6 +612,7 @@ class IncidentOps:
     ) -> None:
         if self.open_for(child["site"], child["target"], child["check_key"]) is not None:
             return
+        self.before_read()
         trow = self.conn.execute(
             select(targets.c["class"], targets.c.facts).where(
                 and_(targets.c.site == child["site"], targets.c.target == child["target"])
