@@ -10,7 +10,8 @@ import os
 import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,10 @@ class Console:
     shots: Path
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    tmp = tmp_path_factory.mktemp("web")
+@contextmanager
+def running_console(tmp: Path, seed: Callable[[str], None] | None = None) -> Iterator[Console]:
+    """A collector process with an engineer and a customer login; ``seed`` fills its database
+    (by URL) before it starts."""
     hasher = PasswordHasher()
     users = (
         '[[users]]\nname = "li.wei"\nrole = "engineer"\nlang = "zh-CN"\n'
@@ -53,6 +55,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         '[[users]]\nname = "wang.fang"\nrole = "customer"\nsites = ["s1"]\nlang = "en"\n'
         f'password_hash = "{hasher.hash(PASSWORDS["wang.fang"])}"\n'
     )
+    if seed is not None:
+        seed(f"sqlite:///{tmp}/collector.db")
     broker = Broker()
     broker.start()
     cfg, port = collector_toml(tmp, broker.port, extra=users)
@@ -66,6 +70,12 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     finally:
         proc.stop()
         broker.cleanup()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    with running_console(tmp_path_factory.mktemp("web")) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,11 @@ desktop and phone width go to ``$FIELDMON_WEB_SHOTS`` (or a temporary folder).""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -24,22 +20,15 @@ from checks.result import Result
 from checks.status import Status
 from collector.incidents.engine import Policy
 from collector.store.db import Store
-from tests.support.broker import Broker
-from tests.support.configs import TOKENS, collector_toml
-from tests.support.procs import Proc, http_call, http_json, wait_for
-from tests.test_web import PASSWORDS, _login, _shots, _status
+from tests.support.configs import TOKENS
+from tests.support.procs import http_call
+from tests.test_web import Console, _login, _shots, _status, running_console
 from tests.test_web import browser as browser  # the shared chromium fixture
 from tests.test_web import pytestmark as pytestmark
 
 ENGINEER = TOKENS["engineer"]
 SERIAL = "DS-7716NI-K4/16P20231105CCRRF12345678"
 OTHER_SERIAL = "2102359579DMHC000999"
-
-
-@dataclass
-class Console:
-    base: str
-    shots: Path
 
 
 def _seed(db_url: str) -> None:
@@ -104,28 +93,8 @@ def _seed(db_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    tmp = tmp_path_factory.mktemp("web-live")
-    hasher = PasswordHasher()
-    users = (
-        '[[users]]\nname = "li.wei"\nrole = "engineer"\nlang = "zh-CN"\n'
-        f'password_hash = "{hasher.hash(PASSWORDS["li.wei"])}"\n'
-        '[[users]]\nname = "wang.fang"\nrole = "customer"\nsites = ["s1"]\nlang = "en"\n'
-        f'password_hash = "{hasher.hash(PASSWORDS["wang.fang"])}"\n'
-    )
-    _seed(f"sqlite:///{tmp}/collector.db")
-    broker = Broker()
-    broker.start()
-    cfg, port = collector_toml(tmp, broker.port, extra=users)
-    proc = Proc(["collector", "run", "--config", str(cfg)], tmp / "collector.log")
-    base = f"http://127.0.0.1:{port}"
-    shots = Path(os.environ.get("FIELDMON_WEB_SHOTS") or tmp / "shots")
-    shots.mkdir(parents=True, exist_ok=True)
-    try:
-        wait_for(lambda: http_json(f"{base}/healthz")["status"] == "ok", 20, what="collector")
-        yield Console(base, shots)
-    finally:
-        proc.stop()
-        broker.cleanup()
+    with running_console(tmp_path_factory.mktemp("web-live"), seed=_seed) as c:
+        yield c
 
 
 def _sign_in(driver: WebDriver, base: str, name: str) -> None:
