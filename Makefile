@@ -16,7 +16,7 @@ BENCH_PKGS := $(TEST_PKGS) prometheus-node-exporter prometheus-snmp-exporter
 .PHONY: run test bench system system-test system-bench venv clean
 
 run: system venv
-	$(BIN)/fieldmon run
+	$(BIN)/fieldmon up --demo
 
 test: system-test venv
 	$(BIN)/ruff check .

@@ -1,7 +1,20 @@
 """The agent's store-and-forward buffer: results wait here until the broker acknowledges them.
 
-A result is written (and fsynced) before it counts as taken; it leaves only after the
-broker's PUBACK. The buffer is bounded three ways (count, bytes, age). Beyond a bound the
+A result is committed to this SQLite file before it counts as taken; it leaves only after the
+broker's PUBACK.
+
+Durability, and why not an fsync per write: the file is in WAL mode with
+``synchronous=NORMAL``. A commit appends to the write-ahead log with ``write()`` and returns;
+the log is fsynced when SQLite checkpoints it into the database. So a process crash or
+``kill -9`` loses nothing committed (the operating system holds the written pages), and a
+restart replays exactly what was not acknowledged. A power loss or kernel crash may lose the
+transactions committed since the last checkpoint, but never corrupts the file, and what it
+loses was observed in the last moments before the machine died. ``synchronous=FULL`` (one
+fsync per commit, in the event loop) made the outbox cost more than the polling it buffers.
+Callers batch: the agent's sink (``agent.runner.OutboxSink``) writes all results handed over
+in one event-loop turn in one transaction.
+
+The buffer is bounded three ways (count, bytes, age). Beyond a bound the
 oldest results are dropped, counted, and a gap record kept; gap records travel to the
 collector with the next batch, so the report can show exactly what is missing instead of
 silently lying. A corrupt file is moved aside and a fresh one started: the agent keeps working.
@@ -85,12 +98,17 @@ class Outbox:
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM outbox"
         ).fetchone()
         self._count, self._bytes = int(count), int(size)
+        # A lower bound of the oldest ``observed`` kept: ``min(observed)`` has no index and
+        # would scan the whole backlog on every put, so the real query runs only when this
+        # bound says that something may have passed the age limit.
+        oldest = self._db.execute("SELECT min(observed) FROM outbox").fetchone()[0]
+        self._oldest: float = float("inf") if oldest is None else float(oldest)
 
     def _open(self) -> sqlite3.Connection:
         try:
             db = sqlite3.connect(self.path, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
             db.execute("SELECT count(*) FROM outbox").fetchone()
             return db
@@ -112,6 +130,15 @@ class Outbox:
         if not results:
             return
         rows = [(orjson.dumps(r), _observed(r)) for r in results]
+        before = self._count, self._bytes, self._oldest
+        try:
+            self._put(rows)
+        except BaseException:
+            # Rolled back: the running totals go back to what the file holds.
+            self._count, self._bytes, self._oldest = before
+            raise
+
+    def _put(self, rows: list[tuple[bytes, float | None]]) -> None:
         with self._tx():
             self._db.executemany("INSERT INTO outbox(body, observed) VALUES (?, ?)", rows)
             self._bytes += sum(len(b) for b, _ in rows)
@@ -124,10 +151,16 @@ class Outbox:
                 self._drop("seq <= ?", (seq,), "count")
             if self._bytes > self.max_bytes:
                 self._drop_bytes()
+            for _, observed in rows:
+                if observed is not None and observed < self._oldest:
+                    self._oldest = observed
             cutoff = time.time() - self.max_age
-            oldest = self._db.execute("SELECT min(observed) FROM outbox").fetchone()[0]
-            if oldest is not None and oldest < cutoff:
-                self._drop("observed < ?", (cutoff,), "age")
+            if self._oldest < cutoff:
+                oldest = self._db.execute("SELECT min(observed) FROM outbox").fetchone()[0]
+                if oldest is not None and oldest < cutoff:
+                    self._drop("observed < ?", (cutoff,), "age")
+                    oldest = self._db.execute("SELECT min(observed) FROM outbox").fetchone()[0]
+                self._oldest = float("inf") if oldest is None else float(oldest)
 
     def _drop_bytes(self) -> None:
         over, seq = self._bytes - self.max_bytes, 0

@@ -9,7 +9,7 @@ import logging
 import signal
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agent.config import AgentConfig, TargetConfig
@@ -122,6 +122,64 @@ class Holding:
         return True
 
 
+class OutboxSink:
+    """Where collections hand their results: one outbox transaction per event-loop turn.
+
+    Why batched: every poll used to commit its own transaction, in the event loop, so a busy
+    agent spent more time in SQLite than in SNMP. Results handed over while the loop runs are
+    kept in a list and written together by a callback scheduled with ``call_soon``: it runs
+    as soon as the task that produced them waits for I/O (typically: has sent its next
+    request), in the same loop turn, so nothing outside the process can have seen or
+    acknowledged them before they are in the file. A result counts as enqueued once that
+    transaction has committed; a ``kill -9`` between hand-over and commit loses it exactly as
+    it would lose a collection still running, and what was committed and not acknowledged is
+    replayed. :meth:`store_now` writes at once, for callers that answer a device afterwards
+    (an SNMP inform's acknowledgement must follow the write).
+
+    Writes go through :class:`Holding`, so a full disk keeps results in memory (bounded)
+    instead of losing them. ``after_write`` runs after every successful write (probe state,
+    waking the publisher).
+    """
+
+    def __init__(self, outbox: Outbox, after_write: Callable[[], None] | None = None) -> None:
+        self.outbox = outbox
+        self.holding = Holding()
+        self._after_write = after_write
+        self._pending: list[Result] = []
+        self._scheduled: asyncio.Handle | None = None
+        #: Results handed to :meth:`Holding.store` so far (for benchmarks and logs).
+        self.handed = 0
+
+    def __call__(self, results: Sequence[Result]) -> None:
+        self._pending.extend(results)
+        if self._scheduled is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a synchronous caller): write now
+            self.flush()
+            return
+        self._scheduled = loop.call_soon(self.flush)
+
+    def store_now(self, results: Sequence[Result]) -> None:
+        """Write ``results`` (and anything still waiting) before returning."""
+        self._pending.extend(results)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write everything handed over so far in one transaction."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self.handed += len(batch)
+        stored = self.holding.store(self.outbox, [result_to_wire(r) for r in batch])
+        if stored and self._after_write is not None:
+            self._after_write()
+
+
 def _classes(cfg: AgentConfig) -> dict[str, DeviceClass]:
     return load_catalogue(cfg.catalogue_dirs)
 
@@ -145,15 +203,14 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
     probes = Probes(cfg, outbox)
     publisher = Publisher(cfg, outbox)
 
-    holding = Holding()
+    def after_write() -> None:
+        try:
+            probes.save_state()
+        except sqlite3.Error as exc:
+            log.warning("could not save probe state (%s); will try again", exc)
+        publisher.notify()
 
-    def sink(results: Sequence[Result]) -> None:
-        if holding.store(outbox, [result_to_wire(r) for r in results]):
-            try:
-                probes.save_state()
-            except sqlite3.Error as exc:
-                log.warning("could not save probe state (%s); will try again", exc)
-            publisher.notify()
+    sink = OutboxSink(outbox, after_write)
 
     log.info(
         "agent %s/%s starting: %d targets, outbox %s (%d pending)",
@@ -168,7 +225,7 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
         # Imported here so that agents without [traps] never load pysnmp.
         from agent.traps import TrapReceiver
 
-        traps = TrapReceiver(cfg.traps, cfg.targets, classes, sink)
+        traps = TrapReceiver(cfg.traps, cfg.targets, classes, sink.store_now)
         try:
             await traps.start()
         except BaseException:
@@ -181,16 +238,26 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
         )
         for t in cfg.targets
     ]
-    tasks.append(asyncio.create_task(publisher.run(stop), name="publisher"))
+    # The publisher stops after the targets: a collection still running at ``stop`` ends
+    # within the wait below, its results are written, and the publisher delivers them before
+    # it says "stopped" (a fast outbox can otherwise be empty, the publisher gone, and the
+    # last results left for the next start).
+    publishing_done = asyncio.Event()
+    publishing = asyncio.create_task(publisher.run(publishing_done), name="publisher")
     try:
         await stop.wait()
-        await asyncio.wait(tasks, timeout=10)
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+        sink.flush()
+        publishing_done.set()
+        await asyncio.wait([publishing], timeout=10)
     finally:
         if traps is not None:
             await traps.stop()
-        for t in tasks:
+        for t in [*tasks, publishing]:
             t.cancel()
         await probes.close()
+        sink.flush()
         outbox.close()
         log.info("agent stopped")
 

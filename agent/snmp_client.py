@@ -90,7 +90,7 @@ async def _next_or_none(it: AsyncIterator[tuple[str, ValueType]]) -> tuple[str, 
 
 def _oid_key(oid: str) -> tuple[int, ...]:
     """Numeric sort key of a dotted OID (lexicographic order of arcs, as SNMP defines it)."""
-    return tuple(int(arc) for arc in oid.split(".") if arc)
+    return tuple(map(int, oid.strip(".").split("."))) if oid.strip(".") else ()
 
 
 def _norm_oid(oid: str) -> str:
@@ -170,8 +170,15 @@ class SnmpClient:
             )
             rows: list[tuple[str, SnmpValue]] = []
             last: tuple[int, ...] = _oid_key(base)
+            what = f"walk of {base}"
             while True:
-                step = await self._exchange(lambda: _next_or_none(it), f"walk of {base}")
+                # gufo's GETBULK iterator hands out the rest of the last answer from its
+                # ``_buffer`` without any I/O: only a step that sends a request needs the
+                # timeout and retries (a timer per varbind costs more than the decoding).
+                if getattr(it, "_buffer", None):
+                    step = await _next_or_none(it)
+                else:
+                    step = await self._exchange(lambda: _next_or_none(it), what)
                 if step is None:
                     return rows
                 got, value = step

@@ -26,14 +26,16 @@ CATEGORIES: dict[str, dict[str, str]] = {
     "configuration": {"zh-CN": "配置", "en": "Configuration"},
     "security": {"zh-CN": "安全", "en": "Security"},
 }
-METHODS = ("local", "snmp", "ssh", "net", "tcp", "http", "trap", "manual")
+#: ``derived``: concluded by the collector from other results (see collector/derived.py).
+METHODS = ("local", "snmp", "ssh", "net", "tcp", "http", "trap", "manual", "derived")
 PER = ("mount", "interface", "entity", "process", "sensor")
 #: Items with this interval are checked during the inspection run, not monitored.
 INSPECTION = "inspection"
-#: Items with this interval arrive by themselves (SNMP traps): never polled, never inspected.
+#: Items with this interval arrive by themselves (SNMP traps, results the collector derives):
+#: never polled, never inspected.
 EVENT = "event"
 #: Methods whose results arrive by themselves; their items must say ``interval = "event"``.
-EVENT_METHODS = ("trap",)
+EVENT_METHODS = ("trap", "derived")
 
 
 class CatalogueError(ValueError):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from checks.status import Status
 from collector.http.auth import Principal, TokenEntry, token_digest
@@ -17,7 +17,7 @@ from collector.incidents.rules import Rules, Window
 from collector.incidents.sla import DEFAULT_TARGETS, LevelTargets, SlaPolicy
 from collector.notify.config import NotifyConfig
 from fieldmon.configfile import BrokerConfig, Name, StrictModel, load_model
-from fieldmon.secrets import read_secret
+from fieldmon.secrets import merge_secret_sources, read_secret
 
 
 class MqttConfig(BrokerConfig):
@@ -39,6 +39,29 @@ class DatabaseConfig(StrictModel):
 class HttpConfig(StrictModel):
     listen: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8470
+    #: Signs the web console's session cookies; also ``session_secret_env`` or
+    #: ``session_secret_file``. Without it a random key is drawn at every start, which signs
+    #: everyone out whenever the collector restarts (a warning says so).
+    session_secret: SecretStr | None = None
+    #: Failed console logins allowed per user name and per client address within
+    #: ``login_window_seconds``; the next attempt is answered 429 until the window passes.
+    login_max_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_window_seconds: Annotated[float, Field(gt=0, le=86400)] = 300
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_sources(cls, data: Any) -> Any:
+        return merge_secret_sources(data, "session_secret")
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short key can be guessed offline from any cookie, which forges every session.
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "session_secret must be at least 32 characters (e.g. openssl rand -hex 32)"
+            )
+        return value
 
 
 Level = Annotated[int, Field(ge=1, le=4)]
@@ -49,6 +72,9 @@ class IncidentConfig(StrictModel):
     open_on: list[Literal["WARN", "CRIT", "UNKNOWN"]] = ["CRIT"]
     resolve_after_ok: Annotated[int, Field(ge=1, le=100)] = 1
     agent_offline_level: Level = 3
+    #: Seconds an agent may stay offline (last will) before its incident opens; covers the
+    #: reconnect after a broker restart. 0 opens at once.
+    agent_offline_grace_seconds: Annotated[float, Field(ge=0, le=86_400)] = 90
     flap_threshold: Annotated[int, Field(ge=2, le=1000)] = 6
     flap_window_minutes: Minutes = 60
     dependency_window_minutes: Minutes = 10
@@ -60,6 +86,7 @@ class IncidentConfig(StrictModel):
             open_on=frozenset(Status[s] for s in self.open_on),
             resolve_after_ok=self.resolve_after_ok,
             agent_offline_level=self.agent_offline_level,
+            agent_offline_grace=timedelta(seconds=self.agent_offline_grace_seconds),
             flap_threshold=self.flap_threshold,
             flap_window=timedelta(minutes=self.flap_window_minutes),
             dependency_window=timedelta(minutes=self.dependency_window_minutes),
@@ -164,6 +191,30 @@ class SiteConfig(StrictModel):
     contract: str = ""
     title: str = ""
     maintainer: str = ""
+    #: The customer's contacts an approved report is mailed to (``fieldmon report mail``).
+    contacts: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = []
+
+
+class ReportsConfig(StrictModel):
+    """Reports the running collector drafts by itself (collector/reports/schedule.py): each
+    month's report on ``monthly_day`` of the next month, each quarter's on ``quarterly_day``
+    of the month after it (before the 10th). Drafts keep the remarks engineers added; an
+    approved report is never rewritten unless its data changed."""
+
+    out_dir: Path
+    monthly_day: Annotated[int, Field(ge=1, le=28)] = 3
+    quarterly_day: Annotated[int, Field(ge=1, le=9)] = 5
+    langs: Annotated[list[Literal["zh-CN", "en"]], Field(min_length=1)] = ["zh-CN"]
+    formats: Annotated[list[Literal["html", "json", "pdf", "xlsx"]], Field(min_length=1)] = [
+        "pdf",
+        "html",
+        "json",
+        "xlsx",
+    ]
+    #: Sites to draft for; default every site under ``[[sites]]``.
+    sites: list[Name] | None = None
+    #: The ``[notify.channels]`` e-mail channel whose SMTP server sends reports to contacts.
+    mail_channel: Name | None = None
 
 
 class TokenConfig(StrictModel):
@@ -236,6 +287,8 @@ class CollectorConfig(StrictModel):
     #: Web console logins (collector/web).
     users: list[UserConfig] = []
     notify: NotifyConfig | None = None
+    #: Scheduled report drafts; none unless configured.
+    reports: ReportsConfig | None = None
 
     @field_validator("sites")
     @classmethod

@@ -18,9 +18,10 @@ from checks.catalogue import DeviceClass
 from checks.result import Result
 from checks.topics import TopicParts, parse_topic
 from checks.wire import Rejected, RejectReason, WireGap, decode_payload, decode_status
+from collector.derived import add_derived
 from collector.incidents.rules import Rules
 from collector.metrics import IngestCounters
-from collector.store.db import IngestStats, Store
+from collector.store.db import AgentBatches, IngestStats, Store
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class Ingestor:
             # month's inspection record holds what was measured during the visit.
             elif parts.kind in ("results", "inspection"):
                 results, gaps = decode_payload(msg.payload, parts)
+                results = add_derived(
+                    self.store, self.classes, self.rules, parts.site, results, now
+                )
                 stats = self.store.ingest(
                     parts.site, parts.agent, results, self.classes, self.rules, now, gaps
                 )
@@ -114,8 +118,9 @@ class Ingestor:
 
     def handle_all(self, msgs: Sequence[Message]) -> None:
         """Process messages in order, like :meth:`handle` one by one, but with consecutive
-        result (and inspection) messages of one agent stored in one transaction (up to
-        :data:`MAX_GROUP_RESULTS` results): one commit instead of one per message. Rejects
+        result (and inspection) messages stored in one transaction (up to
+        :data:`MAX_GROUP_RESULTS` results, any mix of agents): one commit instead of one per
+        message, which matters most with many agents sending one message each. Rejects
         are still counted per message; if storing the group breaks for any reason other
         than the database, each message is stored on its own instead, so one bad message
         cannot take the others with it."""
@@ -140,10 +145,10 @@ class Ingestor:
                 log.exception("processing a message on %r failed", msg.topic[:200])
                 self._reject(msg.topic, Rejected(RejectReason.PROCESSING, f"{type(exc).__name__}"))
                 continue
-            if group and (
-                (group[0].parts.site, group[0].parts.agent) != (parts.site, parts.agent)
-                or sum(len(d.results) for d in group) + len(results) > MAX_GROUP_RESULTS
-            ):
+            results = add_derived(
+                self.store, self.classes, self.rules, parts.site, results, datetime.now(UTC)
+            )
+            if group and sum(len(d.results) for d in group) + len(results) > MAX_GROUP_RESULTS:
                 self._store_group(group)
                 group = []
             group.append(_Decoded(msg, parts, results, gaps))
@@ -155,16 +160,30 @@ class Ingestor:
         if len(group) == 1:
             self._store_one(group[0], datetime.now(UTC))
             return
-        first = group[0]
+        # Consecutive messages of one agent form one run, applied as one batch list.
+        runs: list[list[_Decoded]] = []
+        for d in group:
+            if runs and (runs[-1][0].parts.site, runs[-1][0].parts.agent) == (
+                d.parts.site,
+                d.parts.agent,
+            ):
+                runs[-1].append(d)
+            else:
+                runs.append([d])
         try:
-            stats = self.store.ingest_batches(
-                first.parts.site,
-                first.parts.agent,
-                [d.results for d in group],
+            all_stats = self.store.ingest_groups(
+                [
+                    AgentBatches(
+                        run[0].parts.site,
+                        run[0].parts.agent,
+                        [d.results for d in run],
+                        [g for d in run for g in d.gaps],
+                    )
+                    for run in runs
+                ],
                 self.classes,
                 self.rules,
                 datetime.now(UTC),
-                [g for d in group for g in d.gaps],
             )
         except SQLAlchemyError:
             raise  # the database is unwell: not acknowledged, retried by the caller
@@ -173,9 +192,10 @@ class Ingestor:
             for d in group:
                 self._store_one(d, datetime.now(UTC))
             return
-        self.counters.results.inc(stats.accepted)
-        self.counters.duplicates.inc(stats.duplicates)
-        self._raised(stats, first.msg.topic)
+        for run, stats in zip(runs, all_stats, strict=True):
+            self.counters.results.inc(stats.accepted)
+            self.counters.duplicates.inc(stats.duplicates)
+            self._raised(stats, run[0].msg.topic)
 
     def _store_one(self, d: _Decoded, now: datetime) -> IngestStats | None:
         """The storing half of :meth:`handle` for a decoded result message."""

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import RowMapping
 
 from checks.status import Status
 from checks.wire import RejectReason
@@ -67,19 +67,26 @@ class StateCollector(Collector):
         self._store = store
         self._rules = rules
 
-    def collect(self) -> Iterator[Metric]:
-        status = GaugeMetricFamily(
-            "fieldmon_check_status",
-            "Current status per target and check: 0 OK, 1 WARN, 2 UNKNOWN, 3 CRIT",
-            labels=["site", "target", "check", "item"],
+    def status_text(self) -> bytes:
+        """The ``fieldmon_check_status`` family in the text exposition format, one sample per
+        current row. Written directly rather than through ``GaugeMetricFamily``: at 10,000
+        targets × 10 checks, building and formatting 100,000 sample objects per scrape costs
+        about 0.6 s, one f-string per row about 50 ms. Nothing is kept between scrapes, so
+        a removed device disappears and memory does not grow with past series."""
+        head = (
+            "# HELP fieldmon_check_status Current status per target and check: "
+            "0 OK, 1 WARN, 2 UNKNOWN, 3 CRIT\n# TYPE fieldmon_check_status gauge\n"
         )
-        current = self._store.current_rows()
-        for row in current:
-            status.add_metric(
-                [row["site"], row["target"], row["check"], row["item"]], row["status"]
-            )
-        yield status
-        yield from self._devices(current)
+        lines = [
+            f'fieldmon_check_status{{site="{_esc(site)}",target="{_esc(target)}",'
+            f'check="{_esc(check)}",item="{_esc(item)}"}} {float(status)}\n'
+            for site, target, check, item, status in self._store.status_tuples()
+        ]
+        return (head + "".join(lines)).encode()
+
+    def collect(self) -> Iterator[Metric]:
+        # fieldmon_check_status comes from status_text(), appended by exposition().
+        yield from self._devices(self._store.status_tuples(REACHABILITY))
         yield from self._incidents_sla()
         yield self._notify_failures()
         incidents = GaugeMetricFamily(
@@ -113,15 +120,15 @@ class StateCollector(Collector):
         yield up
         yield age
 
-    def _devices(self, current: list[RowMapping]) -> Iterator[Metric]:
+    def _devices(self, reachability: list[tuple[Any, ...]]) -> Iterator[Metric]:
         """Devices up/down by class and the camera online ratio, from the reachability
-        check's current status. A stale target (no data in time) counts as down: silence
-        from a camera is not evidence that it works."""
+        check's current status ((site, target, check, item, status) rows). A stale target
+        (no data in time) counts as down: silence from a camera is not evidence that it
+        works."""
         reach: dict[tuple[str, str], int] = {}
-        for row in current:
-            if row["check"] in REACHABILITY:
-                key = (row["site"], row["target"])
-                reach[key] = max(reach.get(key, 0), int(row["status"]))
+        for site, target, _check, _item, value in reachability:
+            key = (site, target)
+            reach[key] = max(reach.get(key, 0), int(value))
         by_class: Tally[tuple[str, str, str]] = Tally()
         cameras: Tally[str] = Tally()
         cameras_online: Tally[str] = Tally()
@@ -218,10 +225,37 @@ class StateCollector(Collector):
         return failed
 
 
+class MetricsRegistry(CollectorRegistry):
+    """A registry that also holds families rendered straight to text (see
+    :meth:`StateCollector.status_text`); :func:`exposition` writes both."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_describe=False)
+        self.text_parts: list[Callable[[], bytes]] = []
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The whole /metrics body: ``generate_latest`` of the registry's collectors, then the
+    families a :class:`MetricsRegistry` renders itself."""
+    body = generate_latest(registry)
+    if isinstance(registry, MetricsRegistry):
+        body += b"".join(part() for part in registry.text_parts)
+    return body
+
+
+def _esc(value: str) -> str:
+    """A label value escaped as the text format requires (backslash, quote, newline)."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
 def build_registry(
     store: Store, rules: Rules | None = None
-) -> tuple[CollectorRegistry, IngestCounters]:
-    registry = CollectorRegistry(auto_describe=False)
+) -> tuple[MetricsRegistry, IngestCounters]:
+    registry = MetricsRegistry()
     counters = IngestCounters.create(registry)
-    registry.register(StateCollector(store, rules))
+    state = StateCollector(store, rules)
+    registry.register(state)
+    registry.text_parts.append(state.status_text)
     return registry, counters

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import aiomqtt
+from sqlalchemy.exc import OperationalError
 
 from checks import topics
 from collector.config import MqttConfig
@@ -134,10 +135,21 @@ async def _store_with_retry(
         try:
             await loop.run_in_executor(executor, _handle_all, ingestor, msgs)
             return
-        except Exception:
-            log.exception(
-                "storing %d messages failed; retrying in %.0fs (not acknowledged)", len(msgs), delay
-            )
+        except Exception as exc:
+            if isinstance(exc, OperationalError):
+                # The database is away (restart, failover): expected, said in one line.
+                log.error(
+                    "database unavailable (%s): %d messages not acknowledged; retrying in %.0fs",
+                    str(exc.orig or exc).strip().splitlines()[0],
+                    len(msgs),
+                    delay,
+                )
+            else:
+                log.exception(
+                    "storing %d messages failed; retrying in %.0fs (not acknowledged)",
+                    len(msgs),
+                    delay,
+                )
             if stop.is_set():
                 raise
             await asyncio.sleep(delay)

@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
-from checks.catalogue import load_catalogue
+from checks.catalogue import DeviceClass, load_catalogue
 from collector.config import CollectorConfig
 from collector.http.app import create_app
 from collector.http.auth import TokenBook
@@ -24,6 +24,7 @@ from collector.notify.notifier import Notifier
 from collector.notify_bridge import Bridge
 from collector.store.db import Store
 from collector.web import WebConsole, WebUser
+from collector.web.ratelimit import LoginLimiter
 from fieldmon.aio import pause
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,12 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _housekeeping(store: Store, executor: ThreadPoolExecutor, stop: asyncio.Event) -> None:
+async def _housekeeping(
+    store: Store,
+    executor: ThreadPoolExecutor,
+    stop: asyncio.Event,
+    reports: Callable[[], object] | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
         n = await loop.run_in_executor(
@@ -49,7 +55,26 @@ async def _housekeeping(store: Store, executor: ThreadPoolExecutor, stop: asynci
         )
         if n:
             log.info("forgot %d msg_ids older than %s", n, DEDUP_HORIZON)
+        if reports is not None:
+            # Its own thread: typesetting a large report must not hold up ingest's writer.
+            try:
+                await asyncio.to_thread(reports)
+            except Exception:
+                log.exception("scheduled reports failed; trying again in an hour")
         await pause(stop, 3600)
+
+
+def _report_schedule(
+    store: Store, cfg: CollectorConfig, classes: Mapping[str, DeviceClass]
+) -> Callable[[], object]:
+    """Location snapshots and the ``[reports]`` drafts (collector/reports/schedule.py)."""
+
+    def run() -> object:
+        from collector.reports.schedule import run_schedule
+
+        return run_schedule(store, cfg, classes, datetime.now(UTC))
+
+    return run
 
 
 #: How often stale targets, SLA tiers, breaches and maintenance pauses are checked.
@@ -97,6 +122,14 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
         tz=cfg.tz,
         rules=rules,
         on_raised=bridge.raised,
+        secret=(
+            cfg.http.session_secret.get_secret_value().encode()
+            if cfg.http.session_secret is not None
+            else None
+        ),
+        config=cfg,
+        classes=classes,
+        limiter=LoginLimiter(cfg.http.login_max_failures, cfg.http.login_window_seconds),
     )
     app = create_app(store, registry, lambda: state.connected, tokens, bridge.raised, web)
     server = _Server(
@@ -112,7 +145,10 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
     tasks = [
         asyncio.create_task(consume(cfg.mqtt, ingestor, executor, stop, state), name="mqtt"),
         asyncio.create_task(server.serve(), name="http"),
-        asyncio.create_task(_housekeeping(store, executor, stop), name="housekeeping"),
+        asyncio.create_task(
+            _housekeeping(store, executor, stop, _report_schedule(store, cfg, classes)),
+            name="housekeeping",
+        ),
         asyncio.create_task(_clock(store, rules, executor, stop, bridge), name="clock"),
     ]
     if bridge.notifier is not None:

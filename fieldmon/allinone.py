@@ -1,8 +1,11 @@
-"""``fieldmon run``: the whole product on one machine with embedded defaults.
+"""``fieldmon up`` (alias ``fieldmon run``): the whole product on one machine.
 
 Starts a private Mosquitto on a free loopback port (unless a broker is given), a collector
 with SQLite, and an agent watching this host, each as its own process exactly as they run in
-production, and stops them together.
+production, and stops them together. With ``--demo`` a simulated customer site runs beside
+them (:mod:`fieldmon.demo`): snmpsim serving generated recordings of 54 devices on loopback
+addresses, polled by the same agent, with faults injected on a schedule, so a first-time user
+sees incidents open and resolve within minutes.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ import time
 import urllib.request
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from fieldmon.configfile import ConfigError
+
+if TYPE_CHECKING:
+    from fieldmon.demo.run import DemoSite
 
 
 def free_port() -> int:
@@ -93,7 +100,15 @@ def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> int:
+def run_all(
+    state_dir: Path,
+    broker: str | None,
+    http_port: int,
+    site: str,
+    *,
+    demo: bool = False,
+    demo_speed: float = 1.0,
+) -> int:
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -117,6 +132,17 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
             _stop(procs)
             print("fieldmon: the broker did not start", file=sys.stderr)
             return 1
+    demo_site: DemoSite | None = None
+    if demo:
+        from fieldmon.demo.run import DemoSite
+
+        try:
+            demo_site = DemoSite(state_dir / "demo", speed=demo_speed)
+            demo_site.start()
+        except (ValueError, RuntimeError) as exc:
+            _stop(procs)
+            print(f"fieldmon: demo site: {exc}", file=sys.stderr)
+            return 1
     token_file = state_dir / "api-token"
     if not token_file.exists():
         token_file.write_text(secrets.token_urlsafe(24) + "\n")
@@ -128,13 +154,20 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
     coll = state_dir / "collector.toml"
     coll.write_text(
         "# Written by `fieldmon run` (embedded defaults); edit and run the collector yourself\n"
-        f"[mqtt]\nhost = {_toml_str(host)}\nport = {port}\n"
+        # the demo's own lines (faults injected, recovered) should not drown in routine logs
+        + ('log_level = "WARNING"\n' if demo_site else "")
+        + f"[mqtt]\nhost = {_toml_str(host)}\nport = {port}\n"
         f"[database]\nurl = {_toml_str('sqlite:///' + str(state_dir / 'collector.db'))}\n"
         f'[http]\nlisten = "127.0.0.1"\nport = {http_port}\n'
-        f'[[sites]]\nname = {_toml_str(site)}\ntitle = "{socket.gethostname()}"\n'
-        f'[[tokens]]\nname = "admin"\nrole = "admin"\ntoken_file = {_toml_str(str(token_file))}\n'
+        + (
+            ""
+            if demo_site
+            else f'[[sites]]\nname = {_toml_str(site)}\ntitle = "{socket.gethostname()}"\n'
+        )
+        + f'[[tokens]]\nname = "admin"\nrole = "admin"\ntoken_file = {_toml_str(str(token_file))}\n'
         f'[[users]]\nname = "admin"\nrole = "admin"\n'
         f"password_hash = {_toml_str(_password_hash(password_file))}\n"
+        + (demo_site.collector_toml(site) if demo_site else "")
     )
     agent = state_dir / "agent.toml"
     hostname = socket.gethostname().split(".")[0] or "localhost"
@@ -142,9 +175,11 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
     agent.write_text(
         "# Written by `fieldmon run` (embedded defaults)\n"
         f"site = {_toml_str(site)}\nagent = {_toml_str(safe)}\n"
-        f"state_dir = {_toml_str(str(state_dir / 'agent'))}\n"
+        + ('log_level = "WARNING"\n' if demo_site else "")
+        + f"state_dir = {_toml_str(str(state_dir / 'agent'))}\n"
         f"[mqtt]\nhost = {_toml_str(host)}\nport = {port}\n"
         f'[[targets]]\nname = {_toml_str(safe)}\nclass = "linux-server"\n'
+        + (demo_site.agent_targets_toml() if demo_site else "")
     )
     me = [sys.executable, "-m", "fieldmon"]
     procs.append(("collector", subprocess.Popen([*me, "collector", "run", "--config", str(coll)])))
@@ -152,6 +187,8 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
     # agent publishes, even the very first ones.
     if not wait_healthy(http_port, time.monotonic() + 30):
         _stop(procs)
+        if demo_site:
+            demo_site.stop()
         print("fieldmon: the collector did not become healthy", file=sys.stderr)
         return 1
     procs.append(("agent", subprocess.Popen([*me, "agent", "run", "--config", str(agent)])))
@@ -168,7 +205,8 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
         f"              fieldmon incidents list --config {coll}\n"
         f"  report      fieldmon report monthly --config {coll} --site {site} "
         f"--month {time.strftime('%Y-%m')} --lang zh-CN --out {state_dir / 'reports'}\n"
-        "Press Ctrl-C to stop.\n",
+        + (demo_site.summary() + "\n" if demo_site else "")
+        + "Press Ctrl-C to stop.\n",
         flush=True,
     )
     stopping = False
@@ -180,13 +218,20 @@ def run_all(state_dir: Path, broker: str | None, http_port: int, site: str) -> i
     signal.signal(signal.SIGTERM, _term)
     signal.signal(signal.SIGINT, _term)
     rc = 0
-    while not stopping:
-        for name, p in procs:
-            if p.poll() is not None:
-                print(f"fieldmon: {name} exited with {p.returncode}; stopping", file=sys.stderr)
-                stopping, rc = True, 1
-        time.sleep(0.5)
-    _stop(procs)
+    try:
+        while not stopping:
+            for name, p in procs:
+                if p.poll() is not None:
+                    print(f"fieldmon: {name} exited with {p.returncode}; stopping", file=sys.stderr)
+                    stopping, rc = True, 1
+            if demo_site:
+                for line in demo_site.tick():
+                    print(f"{time.strftime('%H:%M:%S')} demo {line}", flush=True)
+            time.sleep(0.5)
+    finally:
+        _stop(procs)
+        if demo_site:
+            demo_site.stop()
     return rc
 
 

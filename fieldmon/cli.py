@@ -38,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"fieldmon {__version__}")
     sub = p.add_subparsers(dest="area", required=True)
 
-    run = sub.add_parser("run", help="all-in-one: broker, collector and an agent on this host")
+    run = sub.add_parser(
+        "up",
+        aliases=["run"],
+        help="all-in-one: broker, collector and an agent on this host (--demo: a simulated site)",
+    )
     run.add_argument(
         "--state-dir",
         type=Path,
@@ -47,7 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--broker", help="host:port of an existing MQTT broker (default: start one)")
     run.add_argument("--http-port", type=int, default=8470)
-    run.add_argument("--site", default="local")
+    run.add_argument("--site", help="site name (default 'local', with --demo 'demo')")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="also run a simulated customer site (54 SNMP devices) with faults injected",
+    )
+    run.add_argument(
+        "--demo-speed",
+        type=float,
+        default=1.0,
+        help="run the demo's fault schedule and polling this many times faster (default 1)",
+    )
 
     agent = sub.add_parser("agent", help="the agent").add_subparsers(dest="cmd", required=True)
     a_run = agent.add_parser("run", help="check on schedule and publish")
@@ -180,12 +195,23 @@ def _report_parsers(rep: Any) -> None:
     r_qtr = rep.add_parser("quarterly", help="quarterly maintenance report")
     r_qtr.add_argument("--site", required=True)
     r_qtr.add_argument("--quarter", required=True, help="YYYYQn, e.g. 2026Q4")
-    for r in (r_flt, r_qtr):
+    r_dev = rep.add_parser("device", help="per-device maintenance file (设备维护档案)")
+    r_dev.add_argument("--site", required=True)
+    r_dev.add_argument("--target", required=True)
+    r_dev.add_argument("--from", dest="first", default=None, help="YYYY-MM (first seen)")
+    r_dev.add_argument("--to", dest="last", default=None, help="YYYY-MM (this month)")
+    for r in (r_flt, r_qtr, r_dev):
         r.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
         r.add_argument("--lang", default="zh-CN", choices=["zh-CN", "en"])
         r.add_argument("--format", default="html,json", help="comma-separated: html,json,pdf")
         r.add_argument("--out", type=Path, default=Path("."))
         r.add_argument("--template-dir", type=Path, default=None, help="restyled templates")
+    r_mail = rep.add_parser("mail", help="mail an approved monthly report to the site's contacts")
+    r_mail.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
+    r_mail.add_argument("--site", required=True)
+    r_mail.add_argument("--month", required=True, help="YYYY-MM")
+    r_mail.add_argument("--lang", default="zh-CN", choices=["zh-CN", "en"])
+    r_mail.add_argument("--out", type=Path, default=Path("."))
     r_rev = rep.add_parser("review", help="add remarks to a monthly report and approve it")
     r_rev.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
     r_rev.add_argument("--site", required=True)
@@ -256,10 +282,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     area, cmd = args.area, str(getattr(args, "cmd", ""))
-    if area == "run":
+    if area in ("up", "run"):
         from fieldmon.allinone import run_all
 
-        return run_all(args.state_dir, args.broker, args.http_port, args.site)
+        site = args.site or ("demo" if args.demo else "local")
+        return run_all(
+            args.state_dir,
+            args.broker,
+            args.http_port,
+            site,
+            demo=args.demo,
+            demo_speed=args.demo_speed,
+        )
     if area == "agent":
         return _agent(cmd, args)
     if area == "collector":
@@ -481,7 +515,7 @@ def _report(args: argparse.Namespace) -> int:
     from checks.catalogue import load_catalogue
     from collector.reports.monthly import ReportError, build_monthly, render
 
-    if args.cmd in ("fault", "quarterly", "review"):
+    if args.cmd in ("fault", "quarterly", "review", "device", "mail"):
         from collector.reports.commands import report_command
 
         return report_command(args)

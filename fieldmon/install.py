@@ -40,8 +40,11 @@ STATE_DIR = Path("/var/lib/fieldmon")
 UNIT_NAME = "fieldmon-agent.service"
 UNIT_DIR = Path("/etc/systemd/system")
 SYSUSERS_DIR = Path("/usr/lib/sysusers.d")
-#: deploy/systemd/ in a source checkout (the wheel does not ship it).
-TEMPLATES = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
+#: The unit and sysusers templates, shipped inside the package (wheel included) so an installed
+#: ``fieldmon`` can install the agent without a source checkout. They are copies of
+#: deploy/systemd/ (where systemd-analyze checks them); tests/test_agent_install.py keeps the
+#: two identical.
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "systemd"
 #: ExecStart in the shipped unit; replaced by the running interpreter's entry point.
 TEMPLATE_EXEC = "/opt/fieldmon/venv/bin/fieldmon"
 _USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -263,8 +266,8 @@ def plan(req: InstallRequest) -> _Planned:
         sysusers = (req.templates / "fieldmon.sysusers.conf").read_text(encoding="utf-8")
     except OSError as exc:
         raise InstallError(
-            f"{exc.filename}: {exc.strerror} (the unit templates come from deploy/systemd/ in"
-            " a source checkout)"
+            f"{exc.filename}: {exc.strerror} (the unit templates ship in the fieldmon package,"
+            " fieldmon/templates/systemd/; reinstall fieldmon)"
         ) from None
     sysusers = re.sub(r"(?m)^u fieldmon ", f"u {req.user} ", sysusers)
     return _Planned(

@@ -4,5 +4,6 @@ devices in ../shared/fixtures/snmprec."""
 pytest_plugins = [
     "tests.support.broker",
     "tests.support.databases",
+    "tests.support.postgres",
     "tests.support.snmpsim",
 ]

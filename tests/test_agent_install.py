@@ -204,3 +204,25 @@ def test_bad_user_name_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main([*args, "--user", "Bad User"]) == 1
     assert "not a valid system user name" in capsys.readouterr().err
     assert not root.exists()
+
+
+def test_templates_ship_in_the_package_and_match_deploy() -> None:
+    """An installed wheel has no deploy/ folder: the templates ``agent install`` reads live in
+    the package (package data), and must stay the files deploy/systemd/ holds and checks."""
+    from fieldmon.install import TEMPLATES
+
+    package = Path(__file__).resolve().parents[1] / "fieldmon"
+    deploy = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
+    assert TEMPLATES.is_relative_to(package)
+    names = sorted(p.name for p in TEMPLATES.iterdir())
+    assert names == ["fieldmon-agent.service", "fieldmon.sysusers.conf"]
+    for name in names:
+        assert (TEMPLATES / name).read_bytes() == (deploy / name).read_bytes(), name
+
+
+def test_missing_templates_named(tmp_path: Path) -> None:
+    from fieldmon.install import InstallError
+
+    req = InstallRequest(config=_config(tmp_path), root=tmp_path / "root", templates=tmp_path)
+    with pytest.raises(InstallError, match=r"agent\.service.*ship in the fieldmon package"):
+        install(req)

@@ -14,7 +14,7 @@ from checks.result import Result
 from checks.status import Status
 from checks.wire import encode_batch, encode_status, result_to_wire
 from tests.support.broker import Broker
-from tests.support.configs import collector_toml
+from tests.support.configs import NO_GRACE, collector_toml
 from tests.support.procs import Proc, http_get, http_json, metric_value, wait_for
 
 
@@ -38,7 +38,7 @@ def pub(broker: Broker, topic: str, payload: bytes, retain: bool = False) -> Non
 
 @pytest.fixture
 def collector(tmp_path: Path, own_broker: Broker):  # type: ignore[no-untyped-def]
-    cfg, port = collector_toml(tmp_path, own_broker.port)
+    cfg, port = collector_toml(tmp_path, own_broker.port, extra=NO_GRACE)
     proc = Proc(["collector", "run", "--config", str(cfg)], tmp_path / "collector.log")
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: http_json(f"{base}/healthz")["broker"], 20, what="collector healthy")

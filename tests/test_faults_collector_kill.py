@@ -14,66 +14,19 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from checks.wire import encode_batch
 from tests.support.broker import Broker
 from tests.support.configs import collector_toml
 from tests.support.procs import Proc, http_json, wait_for
+from tests.support.stream import start_publisher, write_payloads
 
 SITE, AGENT = "s1", "a1"
 TARGETS, ROUNDS, BATCH = 200, 100, 250
 TOTAL = TARGETS * ROUNDS
 CRIT_TARGETS = 10
 CRIT_ROUNDS = (50, 75)
-
-#: The publisher process: paho-mqtt, QoS 1, every payload file in name order, waits for all
-#: PUBACKs from the broker, exits 0 only when every one came.
-PUBLISHER = r"""
-import sys, pathlib, paho.mqtt.client as mqtt
-port, folder, topic = int(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
-c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fault-publisher")
-c.max_inflight_messages_set(50)
-c.connect("127.0.0.1", port)
-c.loop_start()
-infos = [c.publish(topic, p.read_bytes(), qos=1) for p in sorted(folder.glob("*.json"))]
-for i in infos:
-    i.wait_for_publish(30)
-ok = all(i.is_published() for i in infos)
-c.disconnect(); c.loop_stop()
-sys.exit(0 if ok else 1)
-"""
-
-
-def _payloads(folder: Path) -> None:
-    """TOTAL results, round by round over the targets; a few mem.usage CRITs."""
-    folder.mkdir()
-    base = datetime.now(UTC) - timedelta(seconds=ROUNDS + 30)
-    results: list[dict[str, object]] = []
-    for rnd in range(ROUNDS):
-        at = (base + timedelta(seconds=rnd)).isoformat().replace("+00:00", "Z")
-        for t in range(TARGETS):
-            crit = t < CRIT_TARGETS and rnd in CRIT_ROUNDS
-            results.append(
-                {
-                    "msg_id": f"kill9-{rnd:03d}-{t:03d}",
-                    "target": f"t{t:03d}",
-                    "class": "linux-server",
-                    "check": "mem.usage" if crit else "cpu.usage",
-                    "status": "CRIT" if crit else "OK",
-                    "value": 99.0 if crit else 10.0,
-                    "unit": "%",
-                    "observed_at": at,
-                }
-            )
-    for n in range(0, TOTAL, BATCH):
-        (folder / f"{n // BATCH:04d}.json").write_bytes(
-            encode_batch(SITE, AGENT, results[n : n + BATCH])
-        )
-
 
 def _db(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
@@ -92,21 +45,24 @@ def test_collector_kill9_mid_stream_stores_everything_once(
     cfg, port = collector_toml(tmp_path, own_broker.port)
     db_path = tmp_path / "collector.db"
     base = f"http://127.0.0.1:{port}"
-    _payloads(tmp_path / "payloads")
+    write_payloads(
+        tmp_path / "payloads",
+        SITE,
+        AGENT,
+        targets=TARGETS,
+        rounds=ROUNDS,
+        batch=BATCH,
+        crit_targets=CRIT_TARGETS,
+        crit_rounds=CRIT_ROUNDS,
+        tag="kill9",
+    )
     collector = Proc(["collector", "run", "--config", str(cfg)], tmp_path / "c1.log")
     publisher: subprocess.Popen[bytes] | None = None
     restarted: Proc | None = None
     try:
         wait_for(lambda: http_json(f"{base}/healthz")["broker"], 30, what="collector subscribed")
-        publisher = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                PUBLISHER,
-                str(own_broker.port),
-                str(tmp_path / "payloads"),
-                f"fieldmon/v1/{SITE}/{AGENT}/results",
-            ]
+        publisher = start_publisher(
+            own_broker.port, tmp_path / "payloads", f"fieldmon/v1/{SITE}/{AGENT}/results"
         )
         wait_for(lambda: _received(db_path) >= 3000, 60, interval=0.05, what="3,000 stored")
         collector.stop(signal.SIGKILL)

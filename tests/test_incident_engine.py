@@ -1,5 +1,13 @@
+from datetime import UTC, datetime, timedelta
+
 from checks.status import Status
-from collector.incidents.engine import OpenIncident, Policy, on_agent_state, on_result
+from collector.incidents.engine import (
+    OpenIncident,
+    Policy,
+    offline_too_long,
+    on_agent_state,
+    on_result,
+)
 
 P = Policy()
 INC = OpenIncident(id=1, level=2, occurrences=1)
@@ -30,9 +38,25 @@ def test_unknown_never_resolves() -> None:
 
 
 def test_agent_state() -> None:
-    assert on_agent_state(None, "offline").action == "open"
-    assert on_agent_state(INC, "offline").action == "repeat"
-    assert on_agent_state(INC, "online").action == "resolve"
-    assert on_agent_state(None, "online").action == "none"
-    assert on_agent_state(None, "stopped").action == "none"
-    assert on_agent_state(INC, "stopped").action == "none"
+    none = timedelta(0)
+    assert on_agent_state(None, "offline", none).action == "open"
+    assert on_agent_state(INC, "offline", none).action == "repeat"
+    assert on_agent_state(INC, "online", none).action == "resolve"
+    assert on_agent_state(None, "online", none).action == "none"
+    assert on_agent_state(None, "stopped", none).action == "none"
+    assert on_agent_state(INC, "stopped", none).action == "none"
+
+
+def test_agent_offline_waits_for_the_grace() -> None:
+    grace = timedelta(seconds=90)
+    # A last will inside the grace (a broker restart, a short network cut) opens nothing yet.
+    assert on_agent_state(None, "offline", grace).action == "hold"
+    # An incident already open for the agent is repeated, not held.
+    assert on_agent_state(INC, "offline", grace).action == "repeat"
+    p = Policy(agent_offline_grace=grace)
+    since = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
+    assert not offline_too_long("offline", since, since + timedelta(seconds=89), p)
+    assert offline_too_long("offline", since, since + timedelta(seconds=90), p)
+    assert offline_too_long("silent", since, since + timedelta(seconds=91), p)
+    assert not offline_too_long("online", since, since + timedelta(hours=1), p)
+    assert not offline_too_long("stopped", since, since + timedelta(hours=1), p)

@@ -141,13 +141,17 @@ def test_flapping_keeps_one_incident_open(store: Store) -> None:
 def test_stale_target_opens_one_incident_unless_agent_offline(store: Store) -> None:
     feed(store, res("cam", Status.OK, T0), res("cam", Status.OK, T0 + M))
     feed(store, res("nvr", Status.OK, T0), res("nvr", Status.OK, T0 + M))
+    # The agent itself is alive: another of its targets keeps reporting.
+    feed(store, res("sw", Status.OK, T0), res("sw", Status.OK, T0 + M))
     rules = Rules()
     # Three intervals (60 s each) without data → stale.
     assert store.sweep(rules, T0 + 3 * M).opened == []
+    feed(store, res("sw", Status.OK, T0 + 4 * M))
     stats = store.sweep(rules, T0 + 5 * M)
     assert sorted(stats.opened) == sorted(r["number"] for r in store.incidents(state="open"))
     assert open_incidents(store) == ["cam:data.stale", "nvr:data.stale"]
-    assert {r["status"] for r in store.current_rows()} == {int(Status.UNKNOWN)}
+    quiet = {r["target"]: r["status"] for r in store.current_rows() if r["target"] != "sw"}
+    assert quiet == {"cam": int(Status.UNKNOWN), "nvr": int(Status.UNKNOWN)}
     assert store.sweep(rules, T0 + 6 * M).opened == []  # once, not every sweep
     feed(store, res("cam", Status.OK, T0 + 7 * M))
     assert open_incidents(store) == ["nvr:data.stale"]
@@ -156,6 +160,41 @@ def test_stale_target_opens_one_incident_unless_agent_offline(store: Store) -> N
     store.ingest("s1", "a2", [res("ups", Status.OK, T0)], CLASSES, rules, T0)
     store.sweep(rules, T0 + 20 * M)
     assert "ups:data.stale" not in open_incidents(store)
+
+
+def test_silent_agent_gets_one_incident_after_its_grace(store: Store) -> None:
+    """An agent that said "online" and then fell silent without a last will (killed while the
+    broker was away) is one agent incident, not a "no data" incident per target; the broker's
+    retained "online" replayed later is old news, a real reconnect resolves it."""
+    rules = Rules(policy=Policy(agent_offline_grace=timedelta(minutes=2)))
+    store.set_agent_state("s1", "a1", "online", T0, "", rules, T0)
+    feed(store, res("cam", Status.OK, T0), res("nvr", Status.OK, T0), rules=rules)
+    feed(store, res("cam", Status.OK, T0 + M), res("nvr", Status.OK, T0 + M), rules=rules)
+    store.sweep(rules, T0 + 5 * M)
+    assert {r["agent"]: r["state"] for r in store.agent_rows()} == {"a1": "silent"}
+    assert open_incidents(store) == [], "no incident before the grace, none per target"
+    store.sweep(rules, T0 + 8 * M)
+    assert open_incidents(store) == ["a1:agent.online"]
+    store.sweep(rules, T0 + 9 * M)
+    assert open_incidents(store) == ["a1:agent.online"], "opened once"
+    store.set_agent_state("s1", "a1", "online", T0, "", rules, T0 + 10 * M)  # retained replay
+    assert open_incidents(store) == ["a1:agent.online"]
+    store.set_agent_state("s1", "a1", "online", T0 + 11 * M, "", rules, T0 + 11 * M)
+    assert open_incidents(store) == []
+
+
+def test_last_will_waits_for_the_grace(store: Store) -> None:
+    rules = Rules(policy=Policy(agent_offline_grace=timedelta(seconds=90)))
+    store.set_agent_state("s1", "a1", "online", T0, "", rules, T0)
+    store.set_agent_state("s1", "a1", "offline", T0, "", rules, T0 + M)
+    store.sweep(rules, T0 + 2 * M)
+    assert open_incidents(store) == [], "still inside the grace"
+    store.set_agent_state("s1", "a1", "online", T0 + 2 * M, "", rules, T0 + 2 * M)
+    store.sweep(rules, T0 + 10 * M)
+    assert open_incidents(store) == [], "back within the grace: nobody paged"
+    store.set_agent_state("s1", "a1", "offline", T0, "", rules, T0 + 11 * M)
+    store.sweep(rules, T0 + 13 * M)
+    assert open_incidents(store) == ["a1:agent.online"]
 
 
 def test_maintenance_window_suppresses_and_pauses(store: Store) -> None:

@@ -13,12 +13,12 @@ import orjson
 
 from fieldmon.allinone import free_port
 from tests.support.broker import Broker
-from tests.support.configs import LOCAL_TARGET, agent_toml, collector_toml
+from tests.support.configs import LOCAL_TARGET, NO_GRACE, agent_toml, collector_toml
 from tests.support.procs import Proc, fieldmon, http_get, http_json, metric_value, wait_for
 
 
 def test_killed_agent_opens_one_incident_by_last_will(tmp_path: Path, own_broker: Broker) -> None:
-    coll_cfg, port = collector_toml(tmp_path, own_broker.port)
+    coll_cfg, port = collector_toml(tmp_path, own_broker.port, extra=NO_GRACE)
     base = f"http://127.0.0.1:{port}"
     collector = Proc(["collector", "run", "--config", str(coll_cfg)], tmp_path / "c.log")
     try:

@@ -139,7 +139,7 @@ def test_changes_from_two_months_of_records(built: tuple[Store, CollectorConfig]
     data = _data(built, "en")
     ch = data["changes"]
     assert ch["previous_period"] == "2026-10" and ch["compared"] is True
-    assert ch["location_compared"] is False
+    assert ch["location_compared"] is True  # from the recorded location history
     got = _changes(data)
     assert set(got) == {
         ("nvr-new", "added"),

@@ -114,7 +114,7 @@ def test_hysteresis(store: Store) -> None:
 
 
 def test_agent_offline_incident(store: Store) -> None:
-    p = Policy(agent_offline_level=3)
+    p = Policy(agent_offline_level=3, agent_offline_grace=timedelta(0))
     s = store.set_agent_state("s1", "a1", "offline", T0, "", p, T0)
     assert len(s.opened) == 1
     store.set_agent_state("s1", "a1", "offline", T0, "", p, T0)
@@ -220,7 +220,7 @@ def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
 
     s = Store(db_url)
     Store(db_url).close()  # a second start finds nothing to do
-    assert current_revision(s.engine) == head_revision() == "0004"
+    assert current_revision(s.engine) == head_revision() == "0005"
     with s.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []

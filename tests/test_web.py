@@ -42,12 +42,22 @@ pytestmark = pytest.mark.skipif(
 class Console:
     base: str
     shots: Path
+    log: Path
+    config: Path
 
 
 @contextmanager
-def running_console(tmp: Path, seed: Callable[[str], None] | None = None) -> Iterator[Console]:
+def running_console(
+    tmp: Path,
+    seed: Callable[[str], None] | None = None,
+    *,
+    http_extra: str = "",
+    port: int | None = None,
+    edit: Callable[[str], str] | None = None,
+) -> Iterator[Console]:
     """A collector process with an engineer and a customer login; ``seed`` fills its database
-    (by URL) before it starts."""
+    (by URL) before it starts; ``http_extra`` adds lines to its ``[http]`` section and
+    ``edit`` rewrites the whole configuration text."""
     hasher = PasswordHasher()
     users = (
         '[[users]]\nname = "li.wei"\nrole = "engineer"\nlang = "zh-CN"\n'
@@ -59,14 +69,18 @@ def running_console(tmp: Path, seed: Callable[[str], None] | None = None) -> Ite
         seed(f"sqlite:///{tmp}/collector.db")
     broker = Broker()
     broker.start()
-    cfg, port = collector_toml(tmp, broker.port, extra=users)
+    cfg, port = collector_toml(tmp, broker.port, extra=users, http_port=port)
+    text = cfg.read_text(encoding="utf-8")
+    if http_extra:
+        text = text.replace("[http]\n", f"[http]\n{http_extra}\n", 1)
+    cfg.write_text(edit(text) if edit else text, encoding="utf-8")
     proc = Proc(["collector", "run", "--config", str(cfg)], tmp / "collector.log")
     base = f"http://127.0.0.1:{port}"
     shots = Path(os.environ.get("FIELDMON_WEB_SHOTS") or tmp / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     try:
         wait_for(lambda: http_json(f"{base}/healthz")["status"] == "ok", 20, what="collector")
-        yield Console(base, shots)
+        yield Console(base, shots, tmp / "collector.log", cfg)
     finally:
         proc.stop()
         broker.cleanup()
@@ -94,7 +108,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         "--disable-default-apps",
         "--no-first-run",
         f"--user-data-dir={profile}",
-        "--window-size=1366,768",
+        "--window-size=1366,900",
     ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
@@ -139,7 +153,7 @@ def _stale(element: Any) -> bool:
 
 def _shots(driver: WebDriver, folder: Path, name: str) -> None:
     driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
-    driver.set_window_size(1366, 768)
+    driver.set_window_size(1366, 900)
     driver.save_screenshot(str(folder / f"{name}-desktop.png"))
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",

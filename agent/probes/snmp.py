@@ -3,7 +3,8 @@
 Reachability, uptime, interface states and inventory live here; device health (CPU, memory,
 temperatures, fans, power, disks, RAID, UPS, environment probes, firmware, clock) comes from the
 vendor-MIB sources of :mod:`agent.probes.snmp_health`, interface rates from
-:mod:`agent.probes.snmp_rates`.
+:mod:`agent.probes.snmp_rates`, the default-community security item from
+:mod:`agent.probes.snmp_community`.
 
 Requests are merged per device, never one per check: one collection costs one GET for every
 scalar the due checks need (system group, vendor identity and health scalars) and one walk per
@@ -43,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from agent.config import SnmpConfig, TargetConfig
+from agent.probes import snmp_community as community
 from agent.probes import snmp_health as health
 from agent.probes import snmp_rates as rates
 from agent.probes.base import Observation, unknown
@@ -73,7 +75,7 @@ IF_OPER = "if.oper_status"
 INV_SYSTEM = "inventory.system"
 INV_ENTITY = "inventory.entity"
 #: The catalogue ids this probe measures (snmp-device.toml and the classes built on it).
-SUPPORTED = frozenset({REACHABLE, UPTIME, IF_OPER, INV_SYSTEM, INV_ENTITY}) | (
+SUPPORTED = frozenset({REACHABLE, UPTIME, IF_OPER, INV_SYSTEM, INV_ENTITY, community.CHECK}) | (
     health.CHECKS | rates.CHECKS
 )
 
@@ -313,6 +315,8 @@ class SnmpProbe:
         fetched = health.Fetched(scalars, {}, sys_object_id, agent_time, _local_zone() or UTC)
         for check in sorted(wanted & health.CHECKS):
             out += await self._health(poll, check, fetched)
+        if community.CHECK in wanted:  # last: a device that died meanwhile makes it UNKNOWN
+            out.append(await community.check(target.address, target.snmp, poll.dead))
         return out
 
     # --------------------------------------------------------------------------------- checks

@@ -28,6 +28,10 @@ class Policy:
     resolve_after_ok: int = 1
     #: Fault level of "agent offline" incidents (the site is unwatched, not necessarily down).
     agent_offline_level: int = 3
+    #: An agent's last will opens its incident only if the agent is still offline this long
+    #: after: a broker restart delivers every agent's will, and they reconnect within their
+    #: backoff. Zero opens at once.
+    agent_offline_grace: timedelta = timedelta(seconds=90)
     #: This many status changes within ``flap_window`` mark a check as flapping.
     flap_threshold: int = 6
     flap_window: timedelta = timedelta(hours=1)
@@ -102,20 +106,30 @@ def on_result(
     return Decision("none", mark_flapping=mark)
 
 
-def on_agent_state(incident: OpenIncident | None, state: str) -> Decision:
+def on_agent_state(incident: OpenIncident | None, state: str, grace: timedelta) -> Decision:
     """An agent's retained status changed.
 
     ``offline`` is the broker publishing the agent's last will: it vanished, the site is
-    unwatched, that is an incident. ``stopped`` is an orderly shutdown by an operator: shown,
-    not paged.
+    unwatched, that is an incident — after ``grace`` (the clock sweep opens it then, see
+    :func:`offline_too_long`), at once without one. ``stopped`` is an orderly shutdown by an
+    operator: shown, not paged.
     """
     if state == "stopped":
         return Decision("none")
     if state == "offline":
-        return Decision("repeat") if incident else Decision("open", "agent went offline")
+        if incident:
+            return Decision("repeat")
+        if grace > timedelta(0):
+            return Decision("hold", "agent went offline; waiting for the grace to pass")
+        return Decision("open", "agent went offline")
     if incident is not None:
         return Decision("resolve", "agent back online")
     return Decision("none")
+
+
+def offline_too_long(state: str, since: datetime, now: datetime, policy: Policy) -> bool:
+    """An agent offline (or silent) past the grace gets its incident from the clock sweep."""
+    return state in ("offline", "silent") and now - since >= policy.agent_offline_grace
 
 
 def is_stale(last_seen: datetime, cadence: float | None, now: datetime, policy: Policy) -> bool:

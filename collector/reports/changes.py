@@ -10,7 +10,8 @@ The inspection record keeps, per device and check item, the latest value and sum
 month plus the worst verdict and sample counts — not the facts an agent reported. So the
 serial number is the ``inventory.entity`` item's value, the firmware is the
 ``firmware.version`` item's value (or the "firmware …" part of the ``inventory.entity``
-summary), and the location, which no record keeps, cannot be compared between months.
+summary); the location, which no inspection record keeps, comes from the location history
+the collector records (``target_locations``, see collector/store/history.py).
 """
 
 from __future__ import annotations
@@ -108,15 +109,21 @@ def build_changes(
     facts_by_target: Mapping[str, Mapping[str, str]],
     month: str,
     L: Mapping[str, str],
+    *,
+    locations: Sequence[Row] = (),
+    bounds: tuple[datetime, datetime] | None = None,
 ) -> dict[str, Any]:
-    """The changes between the previous month's records and this month's."""
+    """The changes between the previous month's records and this month's. ``locations`` is
+    the site's location history (``target_locations`` rows) and ``bounds`` the month's
+    [start, end): a device whose location at the end differs from the one at the start was
+    moved."""
     now_idx, prev_idx = _index(site_rows), _index(prev_rows)
     prev_month = previous_month(month)
     items: list[dict[str, Any]] = []
     notes: list[dict[str, str]] = []
     compared = bool(prev_idx)
 
-    def add(device: str, kind: str, before: str, after: str, remark: str) -> None:
+    def add(device: str, kind: str, before: str, after: str, remark: str, **extra: Any) -> None:
         items.append(
             {
                 "device": device,
@@ -125,8 +132,11 @@ def build_changes(
                 "before": before,
                 "after": after,
                 "remark": remark,
+                **extra,
             }
         )
+
+    moved = _moves(locations, bounds) if bounds is not None else {}
 
     if compared:
         for device in sorted(set(now_idx) - set(prev_idx)):
@@ -144,6 +154,9 @@ def build_changes(
             f_new, f_old = firmware_of(cur), firmware_of(old)
             if f_new and f_old and f_new != f_old:
                 add(device, "firmware", f_old, f_new, "")
+        if device in moved:
+            before, after, n = moved[device]
+            add(device, "location", before, after, L["chg_location_remark"].format(n=n))
         if not firmware_of(cur) and (old is None or not firmware_of(old)) and facts.get("firmware"):
             notes.append(
                 {
@@ -153,21 +166,49 @@ def build_changes(
             )
         for r in _of(cur, CONFIG_CHECK):
             if int(r["worst"]) >= Status.WARN:
+                diff = str(facts.get("diff", ""))
                 add(
                     device,
                     "config",
                     "",
                     str(r["summary"] or r["value"] or ""),
                     L["chg_config_remark"].format(n=r["failed_samples"], m=r["samples"]),
+                    diff=diff,
+                    # The anchor of the diff's appendix entry in the HTML and PDF.
+                    diff_ref=f"diff-{len(items)}" if diff else "",
+                    backup=str(facts.get("backup_path", "")),
+                    previous_backup=str(facts.get("previous_backup", "")),
                 )
     return {
         "previous_period": prev_month,
         "compared": compared,
-        #: No record keeps the location (see the module docstring): never compared.
-        "location_compared": False,
+        #: From the location history (collector/store/history.py).
+        "location_compared": bool(locations) and bounds is not None,
         "items": items,
         "notes": notes,
     }
+
+
+def _moves(
+    locations: Sequence[Row], bounds: tuple[datetime, datetime]
+) -> dict[str, tuple[str, str, int]]:
+    """Devices whose location at the month's end differs from the one at its start:
+    device → (before, after, moves recorded within the month). A device first located
+    within the month has no "before" and is not a move."""
+    start, end = bounds
+    out: dict[str, tuple[str, str, int]] = {}
+    by_target: dict[str, list[tuple[datetime, str]]] = {}
+    for r in locations:
+        at = utc(r["since"])
+        if at is not None and at < end:
+            by_target.setdefault(str(r["target"]), []).append((at, str(r["location"])))
+    for target, hist in by_target.items():
+        hist.sort(key=lambda p: p[0])
+        before = [loc for at, loc in hist if at < start]
+        inside = [loc for at, loc in hist if start <= at]
+        if before and inside and inside[-1] != before[-1]:
+            out[target] = (before[-1], inside[-1], len(inside))
+    return out
 
 
 def _verdict(r: Row, key: str = "status") -> Status:

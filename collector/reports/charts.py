@@ -78,9 +78,39 @@ def incidents_by_level(data: Mapping[str, Any]) -> bytes:
     return _png(fig)
 
 
+def online_by_day(data: Mapping[str, Any]) -> bytes | None:
+    """The camera online rate (视频在线率) of each day of the month as a line; days without
+    any camera data are gaps in the line, not zeros. None when no day has data."""
+    L = data["labels"]
+    online = data["summary"].get("camera_online") or {}
+    daily = online.get("daily", [])
+    if not any(d["rate"] is not None for d in daily):
+        return None
+    days = [int(d["date"][-2:]) for d in daily]
+    rates = [float("nan") if d["rate"] is None else float(d["rate"]) for d in daily]
+    fig = _figure()
+    fig.set_size_inches(8.4, 2.6)
+    ax = fig.add_subplot()
+    ax.plot(days, rates, marker="o", markersize=2.5, linewidth=1.2, color="#2f4a66")
+    known = [r for r in rates if r == r]
+    low = min(known)
+    ax.set_ylim(max(0.0, min(low - 2.0, 90.0)), 100.5)
+    ax.set_xlim(0.5, max(days) + 0.5)
+    ax.set_xticks(days[::2] if len(days) > 16 else days)
+    ax.set_ylabel("%", fontsize=8)
+    ax.set_xlabel(L["date"], fontsize=8)
+    ax.set_title(f"{L['chart_online']} · {data['cover']['period']}", fontsize=9)
+    ax.grid(True, linewidth=0.3, color="#cccccc")
+    ax.tick_params(labelsize=7)
+    return _png(fig)
+
+
 def charts(data: Mapping[str, Any]) -> dict[str, bytes]:
     """File name → PNG for every chart that has something to show."""
     out: dict[str, bytes] = {}
+    curve = online_by_day(data)
+    if curve is not None:
+        out["chart-online.png"] = curve
     rate = pass_rate_by_class(data)
     if rate is not None:
         out["chart-pass-rate.png"] = rate

@@ -33,6 +33,10 @@ def report_command(args: argparse.Namespace) -> int:
     try:
         if args.cmd == "review":
             return _review(args, cfg, store)
+        if args.cmd == "device":
+            return _device(args, cfg, store)
+        if args.cmd == "mail":
+            return _mail(args, cfg, store)
         if args.cmd == "fault":
             data = build_fault(store, cfg, args.number, args.lang)
             paths = render_fault(data, _formats(args.format), args.out, args.template_dir)
@@ -76,4 +80,46 @@ def _review(args: argparse.Namespace, cfg: Any, store: Store) -> int:
     if row["state"] == "approved":
         state += f" by {row['reviewer']} at {row['approved_at']}"
     print(f"{state}; {len(row['remarks'])} remark(s)")
+    return 0
+
+
+def _device(args: argparse.Namespace, cfg: Any, store: Store) -> int:
+    from checks.catalogue import load_catalogue
+    from collector.reports.device import build_device, render_device
+    from collector.reports.monthly import ReportError
+
+    try:
+        data = build_device(
+            store,
+            cfg,
+            load_catalogue(cfg.catalogue_dirs),
+            args.site,
+            args.target,
+            args.lang,
+            args.first,
+            args.last,
+        )
+        paths = render_device(data, _formats(args.format), args.out, args.template_dir)
+    except ReportError as exc:
+        return _fail(str(exc))
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _mail(args: argparse.Namespace, cfg: Any, store: Store) -> int:
+    from checks.catalogue import load_catalogue
+    from collector.reports.mail import mail_monthly
+    from collector.reports.monthly import ReportError
+
+    try:
+        paths, outcome = mail_monthly(
+            store, cfg, load_catalogue(cfg.catalogue_dirs),
+            args.site, args.month, args.lang, args.out,
+        )
+    except ReportError as exc:
+        return _fail(str(exc))
+    for p in paths:
+        print(p)
+    print(outcome)
     return 0

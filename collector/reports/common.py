@@ -67,12 +67,20 @@ def sla_figures(
 
 def html_env() -> Environment:
     """Jinja2 for the HTML reports: autoescaped, so device and incident text stays text."""
-    return Environment(
+    env = Environment(
         loader=PackageLoader("collector.reports", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["pct"] = pct
+    return env
+
+
+def pct(value: float | None, none: str) -> str:
+    """A rate as every format prints it ("99.52%", "100%"), or the words for "no data":
+    a figure with nothing behind it is never shown as 0 %."""
+    return none if value is None else f"{value:g}%"
 
 
 def render_report(

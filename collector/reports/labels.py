@@ -452,3 +452,99 @@ _CHANGES: dict[str, dict[str, str]] = {
 }
 for _lang, _words in _CHANGES.items():
     LABELS[_lang].update(_words)
+
+# Wording of the monthly summary's computed figures (SLA compliance, availability, camera
+# online rate, recording completeness), plain statements for months without data, the
+# location changes, and the per-device maintenance file.
+_FIGURES: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "chg_location": "位置变更",
+        "chg_location_remark": "本月记录到 {n} 次位置变化",
+        "chg_location_note": (
+            "位置变更依据采集端记录的设备位置历史比对；首次记录位置的设备不计为变更。"
+        ),
+        "chg_view_diff": "查看配置差异",
+        "diffs": "附录：配置差异",
+        "backup": "备份文件",
+        "previous_backup": "上一版本",
+        "sla_compliance": "服务时限（SLA）达成情况",
+        "sla_rate": "达成率",
+        "sla_no_incidents": "本级别本月无故障",
+        "sla_note": "统计本月新开的故障（合并的除外）；仍在计时的时限计为“进行中”，不计入达成率。",
+        "availability_by_class": "各类设备可用率",
+        "measured": "有数据设备",
+        "camera_online": "视频在线率",
+        "chart_online": "视频在线率（每日）",
+        "date": "日期",
+        "no_cameras": "本站点本月没有摄像机数据，不计算视频在线率。",
+        "recording": "录像完整率",
+        "recording_none": "本月没有录像机上报录像完整率。",
+        "never_reached": "本月始终无法连接的设备",
+        "never_reached_device": "本月该设备始终无法连接，以下检查项均无有效测量值。",
+        "empty_month": "本月没有收到任何巡检数据：没有设备上报结果，"
+        "因此本报告不列出比率，而不是显示为零。",
+        "measured_until": "统计截至",
+        "new_device": "新纳入监控的设备（{first} 起），没有更早的记录。",
+        "sla_col": "SLA",
+        "device_title": "设备维护档案",
+        "device_months": "逐月巡检记录表",
+        "device_no_month": "该月没有巡检数据。",
+        "location_history": "位置历史",
+        "since": "起始时间",
+        "device_incidents": "故障记录",
+        "device_no_incidents": "该期间没有故障记录。",
+        "config_changes": "配置变更",
+        "device_no_config": "该期间没有配置变更记录。",
+        "first_seen": "首次纳入监控",
+        "device_never_reached": "该设备在本期间始终无法连接。",
+        "device_no_history": "该设备在本期间没有任何记录。",
+        "month_summary": "本月：正常 {ok}，告警 {warn}，故障 {crit}",
+    },
+    "en": {
+        "chg_location": "Location changed",
+        "chg_location_remark": "{n} move(s) recorded this month",
+        "chg_location_note": "Location changes are compared from the location history the "
+        "collector records from the agents' reports; a device located for the first time is "
+        "not counted as moved.",
+        "chg_view_diff": "view the configuration diff",
+        "diffs": "Appendix: configuration diffs",
+        "backup": "Backup file",
+        "previous_backup": "Previous version",
+        "sla_compliance": "SLA compliance",
+        "sla_rate": "Rate",
+        "sla_no_incidents": "no incidents at this level this month",
+        "sla_note": "Counts the incidents opened this month (merged ones excluded); a deadline "
+        "still running is pending and not in the rate.",
+        "availability_by_class": "Availability by device class",
+        "measured": "Measured devices",
+        "camera_online": "Camera online rate",
+        "chart_online": "Camera online rate by day",
+        "date": "Date",
+        "no_cameras": "No camera data at this site this month; no online rate is computed.",
+        "recording": "Recording completeness",
+        "recording_none": "No NVR reported recording completeness this month.",
+        "never_reached": "Devices never reached this month",
+        "never_reached_device": "This device could not be reached at any time this month; "
+        "the items below have no valid measurement.",
+        "empty_month": "No inspection data was received this month: no device reported "
+        "results, so this report shows no rates rather than zeros.",
+        "measured_until": "Figures up to",
+        "new_device": "Newly monitored device (since {first}); no earlier records.",
+        "sla_col": "SLA",
+        "device_title": "Device maintenance file",
+        "device_months": "Inspection record form by month",
+        "device_no_month": "No inspection data this month.",
+        "location_history": "Location history",
+        "since": "Since",
+        "device_incidents": "Incidents",
+        "device_no_incidents": "No incidents in this period.",
+        "config_changes": "Configuration changes",
+        "device_no_config": "No configuration change recorded in this period.",
+        "first_seen": "First monitored",
+        "device_never_reached": "This device could not be reached at any time in this period.",
+        "device_no_history": "This device has no records in this period.",
+        "month_summary": "This month: {ok} passed, {warn} warned, {crit} failed",
+    },
+}
+for _lang, _words in _FIGURES.items():
+    LABELS[_lang].update(_words)

@@ -19,8 +19,17 @@ from checks.status import Status
 from collector.config import CollectorConfig
 from collector.reports.changes import build_changes, build_dangers, previous_month
 from collector.reports.common import duration, html_env, local
+from collector.reports.figures import (
+    CAMERA_CLASSES,
+    availability,
+    incident_sla,
+    online_curve,
+    recording,
+    sla_compliance,
+)
 from collector.reports.labels import LABELS
 from collector.store.db import Store, utc
+from collector.store.history import location_rows, reachability_rows, record_locations
 
 FORMATS = ("html", "json", "pdf", "xlsx")
 REACHABILITY = ("snmp.reachable", "host.reachable")
@@ -46,6 +55,100 @@ class Period:
         return cls(month, first.astimezone(UTC), nxt.astimezone(UTC))
 
 
+def checklist_items(
+    dc: DeviceClass | None, records: list[Any], lang: str, tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    """A device's 巡检记录表 rows for one month: every checklist item of its class, with the
+    month's record where there is one and "not inspected" where there is none."""
+    items: list[dict[str, Any]] = []
+    for ci in dc.items if dc else ():
+        base = {
+            "check": ci.id,
+            "title": ci.title_in(lang),
+            "category": ci.category_in(lang),
+            "method": ci.method,
+            "threshold": ci.threshold.describe() if ci.threshold else "",
+        }
+        matching = [r for r in records if r["check"] == ci.id]
+        if not matching:
+            items.append(
+                {
+                    **base,
+                    "item": "",
+                    "value": None,
+                    "unit": ci.unit,
+                    "verdict": None,
+                    "worst": None,
+                    "summary": "",
+                    "checked_at": None,
+                }
+            )
+            continue
+        for r in matching:
+            items.append(
+                {
+                    **base,
+                    "item": r["item"],
+                    "value": r["value"],
+                    "unit": r["unit"],
+                    "verdict": Status(r["status"]).name,
+                    "worst": Status(r["worst"]).name,
+                    "summary": r["summary"],
+                    "checked_at": local(r["observed_at"], tz),
+                    "samples": r["samples"],
+                    "failed_samples": r["failed_samples"],
+                }
+            )
+    return items
+
+
+def identity(facts: Mapping[str, Any]) -> dict[str, str]:
+    """The identity block of a device as its agent last reported it."""
+    return {
+        "model": str(facts.get("model", "")),
+        "serial": str(facts.get("serial", "")),
+        "firmware": str(facts.get("firmware", "")),
+        "location": str(facts.get("location") or facts.get("sys_location", "")),
+        "address": str(facts.get("address", "")),
+        "description": str(facts.get("sys_descr") or facts.get("os", "")),
+        "sys_name": str(facts.get("sys_name") or facts.get("hostname", "")),
+    }
+
+
+def never_reached(records: list[Any]) -> bool:
+    """Asked for its reachability all month and never answered: said in words, not as 0 %."""
+    reach = [r for r in records if r["check"] in REACHABILITY]
+    return bool(reach) and all(int(r["samples"]) == int(r["failed_samples"]) for r in reach)
+
+
+def device_record(
+    target: str,
+    trow: Any,
+    dc: DeviceClass | None,
+    records: list[Any],
+    lang: str,
+    tz: ZoneInfo,
+    period_start: datetime,
+) -> dict[str, Any]:
+    """One device's entry of the monthly report (also a month of its maintenance file)."""
+    cls_name = str(trow["class"]) if trow else "unknown"
+    facts: dict[str, Any] = dict(trow["facts"] or {}) if trow else {}
+    first = utc(trow["first_seen"]) if trow else None
+    return {
+        "name": target,
+        "class": cls_name,
+        "class_title": dc.title_in(lang) if dc else cls_name,
+        "identity": identity(facts),
+        "agent": trow["agent"] if trow else "",
+        "never_reached": never_reached(records),
+        # First seen this month: no earlier record to compare with, said in words.
+        "new": first is not None and first >= period_start,
+        "first_seen": local(first, tz),
+        "items": checklist_items(dc, records, lang, tz),
+        "inspector": f"fieldmon agent {trow['agent']}" if trow else "fieldmon",
+    }
+
+
 def build_monthly(
     store: Store,
     cfg: CollectorConfig,
@@ -60,7 +163,10 @@ def build_monthly(
     tz = cfg.tz
     period = Period.parse(month, tz)
     now = now or datetime.now(UTC)
+    until = min(period.end, max(now, period.start))
     site_cfg = cfg.site(site)
+    # Snapshot where devices stand now, so a move not yet seen by housekeeping is counted.
+    record_locations(store, now, site)
     rows = store.inspection_rows(site, month)
     facts_by_target = {t["target"]: t for t in store.target_rows(site)}
     by_target: dict[str, list[Any]] = defaultdict(list)
@@ -75,72 +181,14 @@ def build_monthly(
         trow = facts_by_target.get(target)
         cls_name = str(trow["class"]) if trow else "unknown"
         dc = classes.get(cls_name)
-        facts: dict[str, str] = dict(trow["facts"]) if trow else {}
         class_counts[dc.title_in(lang) if dc else cls_name] += 1
-        records = by_target[target]
-        items: list[dict[str, Any]] = []
-        for ci in dc.items if dc else ():
-            matching = [r for r in records if r["check"] == ci.id]
-            if not matching:
-                items.append(
-                    {
-                        "check": ci.id,
-                        "item": "",
-                        "title": ci.title_in(lang),
-                        "category": ci.category_in(lang),
-                        "method": ci.method,
-                        "value": None,
-                        "unit": ci.unit,
-                        "threshold": ci.threshold.describe() if ci.threshold else "",
-                        "verdict": None,
-                        "worst": None,
-                        "summary": "",
-                        "checked_at": None,
-                    }
-                )
-                continue
-            for r in matching:
-                verdict = Status(r["status"]).name
-                item_counts[verdict] += 1
-                if ci.id in REACHABILITY and verdict != "OK":
+        device = device_record(target, trow, dc, by_target[target], lang, tz, period.start)
+        for it in device["items"]:
+            if it["verdict"]:
+                item_counts[it["verdict"]] += 1
+                if it["check"] in REACHABILITY and it["verdict"] != "OK":
                     unreachable += 1
-                items.append(
-                    {
-                        "check": ci.id,
-                        "item": r["item"],
-                        "title": ci.title_in(lang),
-                        "category": ci.category_in(lang),
-                        "method": ci.method,
-                        "value": r["value"],
-                        "unit": r["unit"],
-                        "threshold": ci.threshold.describe() if ci.threshold else "",
-                        "verdict": verdict,
-                        "worst": Status(r["worst"]).name,
-                        "summary": r["summary"],
-                        "checked_at": local(r["observed_at"], tz),
-                        "samples": r["samples"],
-                        "failed_samples": r["failed_samples"],
-                    }
-                )
-        devices.append(
-            {
-                "name": target,
-                "class": cls_name,
-                "class_title": dc.title_in(lang) if dc else cls_name,
-                "identity": {
-                    "model": facts.get("model", ""),
-                    "serial": facts.get("serial", ""),
-                    "firmware": facts.get("firmware", ""),
-                    "location": facts.get("location") or facts.get("sys_location", ""),
-                    "address": facts.get("address", ""),
-                    "description": facts.get("sys_descr") or facts.get("os", ""),
-                    "sys_name": facts.get("sys_name") or facts.get("hostname", ""),
-                },
-                "agent": trow["agent"] if trow else "",
-                "items": items,
-                "inspector": f"fieldmon agent {trow['agent']}" if trow else "fieldmon",
-            }
-        )
+        devices.append(device)
 
     incidents = [
         r
@@ -150,6 +198,15 @@ def build_monthly(
     ]
     incidents.sort(key=lambda r: (r["opened_at"], r["id"]))
     by_level = Counter(int(r["level"]) for r in incidents)
+    policy = cfg.rules().sla_for(site)
+    slas = {int(r["id"]): incident_sla(r, policy, now, tz) for r in incidents}
+    # Compliance counts the incidents opened this month; merged ones were folded into a
+    # parent's incident and carry no clock of their own.
+    opened_here = [
+        (r, slas[int(r["id"])])
+        for r in incidents
+        if utc(r["opened_at"]) >= period.start and r["state"] != "merged"  # type: ignore[operator]
+    ]
     inc_list = [
         {
             "number": r["number"],
@@ -161,9 +218,16 @@ def build_monthly(
             "opened_at": local(r["opened_at"], tz),
             "resolved_at": local(r["resolved_at"], tz),
             "duration": duration(utc(r["opened_at"]), utc(r["resolved_at"])),
+            "responded_at": local(r["responded_at"], tz),
+            "sla": slas[int(r["id"])]["verdict"] if r["state"] != "merged" else "",
+            "sla_deadlines": slas[int(r["id"])]["deadlines"] if r["state"] != "merged" else [],
         }
         for r in incidents
     ]
+    class_of = {d["name"]: str(d["class_title"]) for d in devices}
+    reach_rows = reachability_rows(store, site, until, list(class_of))
+    cameras = [d["name"] for d in devices if d["class"] in CAMERA_CLASSES]
+    online = online_curve(cameras, reach_rows, period.start, until, tz)
     gap_list = [
         {
             "dropped": g["dropped"],
@@ -174,7 +238,15 @@ def build_monthly(
     ]
     prev_rows = store.inspection_rows(site, previous_month(month))
     target_facts = {name: dict(t["facts"] or {}) for name, t in facts_by_target.items()}
-    changes = build_changes(rows, prev_rows, target_facts, month, LABELS[lang])
+    changes = build_changes(
+        rows,
+        prev_rows,
+        target_facts,
+        month,
+        LABELS[lang],
+        locations=location_rows(store, site),
+        bounds=(period.start, until),
+    )
     dangers = build_dangers(rows, prev_rows, tz, LABELS[lang])
     return {
         "kind": "monthly-inspection",
@@ -193,13 +265,20 @@ def build_monthly(
         },
         "summary": {
             "devices": len(devices),
-            "inspected": len(devices),
+            "inspected": sum(1 for d in devices if not d["never_reached"]),
             "unreachable": unreachable,
+            "empty": not devices,
             "by_class": dict(sorted(class_counts.items())),
             "items": {s.name: item_counts.get(s.name, 0) for s in Status},
             "incidents_by_level": {str(lv): by_level.get(lv, 0) for lv in (1, 2, 3, 4)},
             "incidents_open": sum(1 for r in incidents if r["state"] == "open"),
             "incidents_resolved": sum(1 for r in incidents if r["state"] == "resolved"),
+            "sla_compliance": sla_compliance(opened_here),
+            "availability": availability(class_of, reach_rows, period.start, until),
+            "camera_online": online,
+            "recording": recording(rows),
+            "never_reached": [d["name"] for d in devices if d["never_reached"]],
+            "measured_until": local(until, tz),
         },
         "categories": {k: v[lang] for k, v in CATEGORIES.items()},
         "devices": devices,

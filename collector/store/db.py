@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -38,10 +38,11 @@ from checks.wire import WireGap
 from collector.incidents.engine import (
     Policy,
     is_stale,
+    offline_too_long,
     on_agent_state,
 )
 from collector.incidents.rules import Rules
-from collector.store.batch import BatchWriter
+from collector.store.batch import BatchWriter, execute_many
 from collector.store.incident_ops import (
     GENESIS,
     SYSTEM,
@@ -66,17 +67,35 @@ from collector.store.schema import (
 from collector.store.schema import current as current_t
 from collector.store.times import utc
 
-__all__ = ["IngestStats", "Store", "utc"]
+__all__ = ["AgentBatches", "IngestStats", "Store", "utc"]
 
 log = logging.getLogger(__name__)
 
 AGENT_CHECK = "agent.online"
+#: Agent state set by the collector, not the agent: "online" by its retained status, yet no
+#: target of it has reported for its stale time (it died where no last will could follow).
+SILENT = "silent"
 STALE_CHECK = "data.stale"
+
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentBatches:
+    """Consecutive result batches of one agent, for :meth:`Store.ingest_groups`."""
+
+    site: str
+    agent: str
+    batches: Sequence[Sequence[Result]]
+    gaps: Sequence[WireGap] = ()
 
 
 #: How far ahead of the collector's clock a result may be stamped before it is distrusted.
 MAX_CLOCK_AHEAD = timedelta(minutes=5)
 
+
+_INSERT_RECEIVED = insert(received)
 
 #: Built once (the ingest path asks it for every result that opens an incident).
 _IN_MAINTENANCE = (
@@ -215,7 +234,7 @@ class Store:
         rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
         return self._retrying(lambda: self._ingest(site, agent, batches, classes, rules, now, gaps))
 
-    def _retrying(self, work: Callable[[], IngestStats], attempts: int = 5) -> IngestStats:
+    def _retrying(self, work: Callable[[], _T], attempts: int = 5) -> _T:
         for attempt in range(attempts):
             try:
                 return work()
@@ -225,6 +244,28 @@ class Store:
                 log.info("concurrent write (%s); retrying the batch", type(exc).__name__)
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def ingest_groups(
+        self,
+        groups: Sequence[AgentBatches],
+        classes: Mapping[str, DeviceClass],
+        rules: Rules | Policy,
+        now: datetime,
+    ) -> list[IngestStats]:
+        """Batches of several agents (consecutive messages, in order) in one transaction:
+        each group applied in turn exactly as :meth:`ingest_batches` would apply it, one
+        commit for all. Thousands of agents each sending one message per cycle would
+        otherwise cost one transaction (and its fixed reads and fsync) per message."""
+        rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
+
+        def work() -> list[IngestStats]:
+            with self.engine.begin() as conn:
+                return [
+                    self._ingest_in(conn, g.site, g.agent, g.batches, classes, rules, now, g.gaps)
+                    for g in groups
+                ]
+
+        return self._retrying(work)
 
     def _ingest(
         self,
@@ -236,44 +277,58 @@ class Store:
         now: datetime,
         gap_records: Sequence[WireGap] = (),
     ) -> IngestStats:
-        stats = IngestStats()
         with self.engine.begin() as conn:
-            self._store_gaps(conn, site, agent, gap_records, now)
-            ids = [r.msg_id for results in batches for r in results]
-            seen = {
-                row[0]
-                for row in conn.execute(select(received.c.msg_id).where(received.c.msg_id.in_(ids)))
-            }
-            fresh_batches: list[list[Result]] = []
-            batch_ids: set[str] = set()
-            for results in batches:
-                fresh: list[Result] = []
-                for r in results:
-                    if r.msg_id in seen or r.msg_id in batch_ids:
-                        stats.duplicates += 1
-                    else:
-                        batch_ids.add(r.msg_id)
-                        fresh.append(r)
-                if fresh:
-                    fresh = _bound_future(fresh, now, site, agent)
-                    # Results of one target in observation order, so transitions are in
-                    # order too.
-                    fresh.sort(key=_target_then_time)
-                    fresh_batches.append(fresh)
-            if not fresh_batches:
-                return stats
-            conn.execute(insert(received), [{"msg_id": m, "received_at": now} for m in batch_ids])
-            self._touch_agent(conn, site, agent, now)
-            writer = BatchWriter(
-                conn, site, agent, classes, rules, self.tz, self._in_maintenance, stats
-            )
-            writer.load([r for fresh in fresh_batches for r in fresh])
-            # Batch after batch, as if each were its own transaction.
-            for fresh in fresh_batches:
-                for r in fresh:
-                    writer.apply(r)
-                stats.accepted += len(fresh)
-            writer.flush()
+            return self._ingest_in(conn, site, agent, batches, classes, rules, now, gap_records)
+
+    def _ingest_in(
+        self,
+        conn: Connection,
+        site: str,
+        agent: str,
+        batches: Sequence[Sequence[Result]],
+        classes: Mapping[str, DeviceClass],
+        rules: Rules,
+        now: datetime,
+        gap_records: Sequence[WireGap] = (),
+    ) -> IngestStats:
+        """One agent's batches inside the caller's transaction."""
+        stats = IngestStats()
+        self._store_gaps(conn, site, agent, gap_records, now)
+        ids = [r.msg_id for results in batches for r in results]
+        seen = {
+            row[0]
+            for row in conn.execute(select(received.c.msg_id).where(received.c.msg_id.in_(ids)))
+        }
+        fresh_batches: list[list[Result]] = []
+        batch_ids: set[str] = set()
+        for results in batches:
+            fresh: list[Result] = []
+            for r in results:
+                if r.msg_id in seen or r.msg_id in batch_ids:
+                    stats.duplicates += 1
+                else:
+                    batch_ids.add(r.msg_id)
+                    fresh.append(r)
+            if fresh:
+                fresh = _bound_future(fresh, now, site, agent)
+                # Results of one target in observation order, so transitions are in
+                # order too.
+                fresh.sort(key=_target_then_time)
+                fresh_batches.append(fresh)
+        if not fresh_batches:
+            return stats
+        execute_many(conn, _INSERT_RECEIVED, [{"msg_id": m, "received_at": now} for m in batch_ids])
+        self._touch_agent(conn, site, agent, now)
+        writer = BatchWriter(
+            conn, site, agent, classes, rules, self.tz, self._in_maintenance, stats
+        )
+        writer.load([r for fresh in fresh_batches for r in fresh])
+        # Batch after batch, as if each were its own transaction.
+        for fresh in fresh_batches:
+            for r in fresh:
+                writer.apply(r)
+            stats.accepted += len(fresh)
+        writer.flush()
         return stats
 
     def _store_gaps(
@@ -345,16 +400,31 @@ class Store:
         now: datetime,
     ) -> IngestStats:
         rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
-        return self._retrying(lambda: self._agent_state(site, agent, state, version, rules, now))
+        return self._retrying(
+            lambda: self._agent_state(site, agent, state, at, version, rules, now)
+        )
 
     def _agent_state(
-        self, site: str, agent: str, state: str, version: str, rules: Rules, now: datetime
+        self,
+        site: str,
+        agent: str,
+        state: str,
+        at: datetime,
+        version: str,
+        rules: Rules,
+        now: datetime,
     ) -> IngestStats:
         policy = rules.policy_for(site)
         stats = IngestStats()
         with self.engine.begin() as conn:
             where = and_(agents.c.site == site, agents.c.agent == agent)
-            row = conn.execute(select(agents.c.state).where(where)).first()
+            row = conn.execute(select(agents.c.state, agents.c.state_since).where(where)).first()
+            if row is not None and row[0] == SILENT and state == "online":
+                since = utc(row[1])
+                if since is not None and at < since:
+                    # The broker's retained "online" from before the agent went silent, seen
+                    # again after a collector restart: old news, not a reconnect.
+                    return stats
             if row is None:
                 conn.execute(
                     insert(agents).values(
@@ -374,25 +444,39 @@ class Store:
                 )
             ops = IncidentOps(conn)
             open_inc = ops.open_for(site, agent, AGENT_CHECK)
-            decision = on_agent_state(open_inc, state)
+            decision = on_agent_state(open_inc, state, policy.agent_offline_grace)
             if decision.action == "open":
-                ops.open(
-                    site=site,
-                    target=agent,
-                    key=AGENT_CHECK,
-                    check=AGENT_CHECK,
-                    item="",
-                    level=policy.agent_offline_level,
-                    title=f"{agent}: agent offline",
-                    summary=f"agent {agent} went offline: the broker lost its connection",
-                    at=now,
-                    stats=stats,
-                    source="agent",
-                    data={"state": state},
+                self._open_agent_incident(
+                    ops, site, agent, policy, now, stats, "the broker lost its connection"
                 )
             elif decision.action == "resolve" and open_inc is not None:
                 ops.resolve(open_inc.id, now, "agent back online", stats, data={"state": state})
         return stats
+
+    @staticmethod
+    def _open_agent_incident(
+        ops: IncidentOps,
+        site: str,
+        agent: str,
+        policy: Policy,
+        now: datetime,
+        stats: IngestStats,
+        why: str,
+    ) -> None:
+        ops.open(
+            site=site,
+            target=agent,
+            key=AGENT_CHECK,
+            check=AGENT_CHECK,
+            item="",
+            level=policy.agent_offline_level,
+            title=f"{agent}: agent offline",
+            summary=f"agent {agent} went offline: {why}",
+            at=now,
+            stats=stats,
+            source="agent",
+            data={"state": "offline"},
+        )
 
     def prune_received(self, older_than: timedelta, now: datetime) -> int:
         with self.engine.begin() as conn:
@@ -410,18 +494,37 @@ class Store:
         stats = IngestStats()
         with self.engine.begin() as conn:
             ops = IncidentOps(conn)
+            self._sweep_silent_agents(conn, rules, now)
             self._sweep_stale(conn, ops, rules, now, stats)
+            self._sweep_offline_agents(conn, ops, rules, now, stats)
+            # Stored windows open now, read once: asking per open incident cost one query
+            # each, every tick, with thousands of incidents open.
+            active = {
+                (str(site), str(target))
+                for site, target in conn.execute(
+                    select(maintenance.c.site, maintenance.c.target).where(
+                        and_(maintenance.c.starts_at <= now, maintenance.c.ends_at > now)
+                    )
+                )
+            }
             rows = conn.execute(select(incidents).where(incidents.c.state == "open")).mappings()
             for row in list(rows):
                 site, target = row["site"], row["target"]
-                in_window = self._in_maintenance(conn, rules, site, target, now)
+                in_window = (
+                    (site, "") in active
+                    or (site, target) in active
+                    or rules.configured_window(site, target, now) is not None
+                )
                 pauses = row["pauses"] or []
                 running = bool(pauses) and pauses[-1][1] is None
+                changed = False
                 if in_window and not running:
-                    ops.pause(int(row["id"]), now, "maintenance window", SYSTEM)
+                    changed = ops.pause(int(row["id"]), now, "maintenance window", SYSTEM)
                 elif running and not in_window and pauses[-1][2] == "maintenance window":
-                    ops.resume(int(row["id"]), now, SYSTEM, "maintenance window ended")
-                ops.escalate(ops.row(int(row["id"])), rules.sla_for(site), now, stats)
+                    changed = ops.resume(int(row["id"]), now, SYSTEM, "maintenance window ended")
+                # Read again only when a pause changed it.
+                current_row = ops.row(int(row["id"])) if changed else row
+                ops.escalate(current_row, rules.sla_for(site), now, stats)
             self._sweep_analysis(conn, ops, now, stats)
         return stats
 
@@ -471,6 +574,47 @@ class Store:
                 )
             )
 
+    def _sweep_silent_agents(self, conn: Connection, rules: Rules, now: datetime) -> None:
+        """An agent that says it is online but from which no target has sent anything for its
+        stale time is taken as offline: it died while the broker could not see it go (killed
+        during a broker restart, a host frozen), so no last will will ever come. One agent
+        incident then covers its targets instead of one "no data" incident per target."""
+        newest: dict[tuple[str, str], list[bool]] = {}
+        for t in conn.execute(
+            select(targets.c.site, targets.c.agent, targets.c.last_seen, targets.c.cadence)
+        ).mappings():
+            last = utc(t["last_seen"])
+            if last is None:
+                continue
+            quiet = is_stale(last, t["cadence"], now, rules.policy_for(t["site"]))
+            newest.setdefault((t["site"], t["agent"]), []).append(quiet)
+        for a in conn.execute(select(agents).where(agents.c.state == "online")).mappings():
+            key = (a["site"], a["agent"])
+            if key in newest and all(newest[key]):
+                conn.execute(
+                    update(agents)
+                    .where(and_(agents.c.site == key[0], agents.c.agent == key[1]))
+                    .values(state=SILENT, state_since=now)
+                )
+
+    def _sweep_offline_agents(
+        self, conn: Connection, ops: IncidentOps, rules: Rules, now: datetime, stats: IngestStats
+    ) -> None:
+        """Agents offline past their grace get their one incident (see ``on_agent_state``)."""
+        gone = agents.c.state.in_(("offline", SILENT))
+        for a in conn.execute(select(agents).where(gone)).mappings():
+            site, agent = str(a["site"]), str(a["agent"])
+            policy = rules.policy_for(site)
+            since = utc(a["state_since"]) or now
+            if not offline_too_long(str(a["state"]), since, now, policy):
+                continue
+            if ops.open_for(site, agent, AGENT_CHECK) is not None:
+                continue
+            quiet = int((now - since).total_seconds())
+            self._open_agent_incident(
+                ops, site, agent, policy, now, stats, f"no contact for {quiet} s"
+            )
+
     def _sweep_stale(
         self, conn: Connection, ops: IncidentOps, rules: Rules, now: datetime, stats: IngestStats
     ) -> None:
@@ -479,7 +623,21 @@ class Store:
         agent_state = {
             (a["site"], a["agent"]): a["state"] for a in conn.execute(select(agents)).mappings()
         }
-        rows = conn.execute(select(targets).where(targets.c.stale.is_(False))).mappings().all()
+        # Only what the staleness test needs: the facts (JSON) of thousands of targets were
+        # decoded every tick for the few that go stale; those are read on their own below.
+        rows = (
+            conn.execute(
+                select(
+                    targets.c.site,
+                    targets.c.target,
+                    targets.c.agent,
+                    targets.c.last_seen,
+                    targets.c.cadence,
+                ).where(targets.c.stale.is_(False))
+            )
+            .mappings()
+            .all()
+        )
         for t in rows:
             site, target = t["site"], t["target"]
             policy = rules.policy_for(site)
@@ -508,6 +666,15 @@ class Store:
             if self._in_maintenance(conn, rules, site, target, now):
                 continue
             if ops.open_for(site, target, STALE_CHECK) is None:
+                full = (
+                    conn.execute(
+                        select(targets.c["class"], targets.c.facts).where(
+                            and_(targets.c.site == site, targets.c.target == target)
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
                 ops.open(
                     site=site,
                     target=target,
@@ -520,8 +687,8 @@ class Store:
                     at=now,
                     stats=stats,
                     source="stale",
-                    device_class=str(t["class"]),
-                    vendor=str((t["facts"] or {}).get("vendor", "")),
+                    device_class=str(full["class"]),
+                    vendor=str((full["facts"] or {}).get("vendor", "")),
                 )
 
     # ----------------------------------------------------------------- people's actions
@@ -720,6 +887,10 @@ class Store:
     def add_window(
         self, site: str, target: str, start: datetime, end: datetime, reason: str, author: str
     ) -> int:
+        """A one-off window. Times are stored in UTC: SQLite keeps only a datetime's wall-clock
+        part, so a +08:00 time stored as given would be compared eight hours off."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ActionError("a maintenance window needs times with a UTC offset")
         if end <= start:
             raise ActionError("a maintenance window must end after it starts")
         with self.engine.begin() as conn:
@@ -728,8 +899,8 @@ class Store:
                     insert(maintenance).values(
                         site=site,
                         target=target,
-                        starts_at=start,
-                        ends_at=end,
+                        starts_at=start.astimezone(UTC),
+                        ends_at=end.astimezone(UTC),
                         reason=reason,
                         author=author,
                     )
@@ -827,6 +998,22 @@ class Store:
             q = q.where(current_t.c.site == site)
         with self.engine.connect() as conn:
             return list(conn.execute(q).mappings())
+
+    def status_tuples(self, checks: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+        """(site, target, check, item, status) of every current row (only ``checks``, when
+        given), as plain tuples in no particular order: what a metrics scrape needs of
+        100,000 rows, without the summary text and timestamps it would fetch and convert."""
+        q = select(
+            current_t.c.site,
+            current_t.c.target,
+            current_t.c.check,
+            current_t.c.item,
+            current_t.c.status,
+        )
+        if checks is not None:
+            q = q.where(current_t.c.check.in_(list(checks)))
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(q)]
 
     def agent_rows(self) -> list[RowMapping]:
         with self.engine.connect() as conn:
@@ -1095,3 +1282,28 @@ class Store:
         )
         with self.engine.connect() as conn:
             return list(conn.execute(q).mappings())
+
+    def inspection_months(self, site: str) -> list[str]:
+        """The months (``YYYY-MM``, newest first) with inspection records for ``site``: the
+        periods a monthly report can be written for."""
+        q = (
+            select(inspection.c.month)
+            .where(inspection.c.site == site)
+            .distinct()
+            .order_by(inspection.c.month.desc())
+        )
+        with self.engine.connect() as conn:
+            return [str(m) for m in conn.execute(q).scalars()]
+
+    def incident_choices(self, sites: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """The device classes and vendors incidents (within ``sites``) carry: the choices of
+        the board's filters, so nobody has to guess how a vendor is spelt."""
+        out: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            columns = (("class", incidents.c.device_class), ("vendor", incidents.c.vendor))
+            for name, column in columns:
+                q = select(column).where(column.is_not(None), column != "").distinct()
+                if sites is not None:
+                    q = q.where(incidents.c.site.in_(list(sites)))
+                out[name] = sorted(str(v) for v in conn.execute(q).scalars())
+        return out

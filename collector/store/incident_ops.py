@@ -143,6 +143,37 @@ _LAST_HASH = (
     .order_by(incident_events.c.id.desc())
     .limit(1)
 )
+_INSERT_INCIDENT = insert(incidents)
+_INSERT_EVENT = insert(incident_events)
+_SET_NUMBER = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("p_id"))
+    .values(number=bindparam("p_number"))
+)
+_ROW = select(incidents).where(incidents.c.id == bindparam("p_id"))
+_RESOLVE = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("p_id"))
+    .values(
+        state="resolved",
+        resolved_at=bindparam("p_at"),
+        last_seen_at=bindparam("p_at"),
+        pauses=bindparam("p_pauses", type_=incidents.c.pauses.type),
+        analysis_due=bindparam("p_due"),
+    )
+)
+#: Targets of a site that name a parent, and the parent: the JSON path is evaluated by the
+#: database, so finding a device's children does not decode every target's facts in Python.
+_PARENT = targets.c.facts["parent"].as_string()
+_CHILDREN = select(targets.c.target, _PARENT).where(
+    and_(targets.c.site == bindparam("p_site"), _PARENT.is_not(None), _PARENT != "")
+)
+_UNCLEARED_IMPACTS = select(incident_impacts.c.target, incident_impacts.c.check_key).where(
+    and_(
+        incident_impacts.c.incident_id == bindparam("p_id"),
+        incident_impacts.c.cleared_at.is_(None),
+    )
+)
 _REPEAT = (
     update(incidents)
     .where(incidents.c.id == bindparam("p_id"))
@@ -162,12 +193,22 @@ def _not_held(site: str, target: str) -> dict[str, Any] | None:
     return None
 
 
+def _no_parents_held(site: str) -> dict[str, str] | None:
+    return None
+
+
+def _ignore_change(site: str, target: str, key: str, is_open: bool) -> None:
+    return None
+
+
 class IncidentOps:
     def __init__(
         self,
         conn: Connection,
         before_read: Callable[[], None] = _nothing,
         held_facts: Callable[[str, str], dict[str, Any] | None] = _not_held,
+        held_parents: Callable[[str], dict[str, str] | None] = _no_parents_held,
+        open_changed: Callable[[str, str, str, bool], None] = _ignore_change,
     ) -> None:
         self.conn = conn
         #: A target's facts as the caller holds them in memory (None: not held, read the
@@ -177,6 +218,16 @@ class IncidentOps:
         #: writes to those tables back (the ingest path's BatchWriter) writes them out here,
         #: so every lookup sees the same state it would see result by result.
         self.before_read = before_read
+        #: {target: parent name or ""} of every target of a site the caller holds in memory
+        #: (None: none held). Finding a device's children then needs no flush: the caller's
+        #: pending writes touch only the targets it holds.
+        self.held_parents = held_parents
+        #: Told of every incident this object opens (True) or takes out of "open" (False),
+        #: as (site, target, check key), so a caller can keep its view of open incidents.
+        self.open_changed = open_changed
+        #: Hash of the newest timeline entry this transaction wrote, per incident: the next
+        #: entry chains onto it without reading it back.
+        self._last_hash: dict[int, str] = {}
 
     # ------------------------------------------------------------------ lookups
 
@@ -189,11 +240,7 @@ class IncidentOps:
         return OpenIncident(int(row[0]), int(row[1]), int(row[2]), bool(row[3]), str(row[4]))
 
     def row(self, incident_id: int) -> RowMapping:
-        return (
-            self.conn.execute(select(incidents).where(incidents.c.id == incident_id))
-            .mappings()
-            .one()
-        )
+        return self.conn.execute(_ROW, {"p_id": incident_id}).mappings().one()
 
     def parent_of(self, site: str, target: str) -> str | None:
         facts = self.held_facts(site, target)
@@ -217,15 +264,17 @@ class IncidentOps:
         return None
 
     def descendants(self, site: str, target: str) -> set[str]:
-        self.before_read()
-        rows = self.conn.execute(
-            select(targets.c.target, targets.c.facts).where(targets.c.site == site)
-        ).all()
+        held = self.held_parents(site)
+        if held is None:
+            self.before_read()
+            held = {}
         children: dict[str, list[str]] = {}
-        for name, facts in rows:
-            parent = (facts or {}).get("parent")
-            if parent:
+        for name, parent in self.conn.execute(_CHILDREN, {"p_site": site}):
+            if str(name) not in held:
                 children.setdefault(str(parent), []).append(str(name))
+        for name, parent in held.items():
+            if parent:
+                children.setdefault(parent, []).append(name)
         out: set[str] = set()
         todo = [target]
         while todo:
@@ -259,22 +308,26 @@ class IncidentOps:
         text: str,
         data: Mapping[str, Any] | None = None,
     ) -> None:
-        prev = self.conn.execute(_LAST_HASH, {"p_id": incident_id}).scalar()
-        prev_hash = prev or GENESIS
+        prev_hash = self._last_hash.get(incident_id)
+        if prev_hash is None:
+            prev = self.conn.execute(_LAST_HASH, {"p_id": incident_id}).scalar()
+            prev_hash = prev or GENESIS
         body = dict(data or {})
         digest = event_hash(prev_hash, incident_id, at, kind, author, text, body)
         self.conn.execute(
-            insert(incident_events).values(
-                incident_id=incident_id,
-                at=at,
-                kind=kind,
-                author=author,
-                text=text,
-                data=body,
-                prev_hash=prev_hash,
-                hash=digest,
-            )
+            _INSERT_EVENT,
+            {
+                "incident_id": incident_id,
+                "at": at,
+                "kind": kind,
+                "author": author,
+                "text": text,
+                "data": body,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            },
         )
+        self._last_hash[incident_id] = digest
 
     # ------------------------------------------------------------------ changes
 
@@ -301,33 +354,36 @@ class IncidentOps:
     ) -> OpenIncident:
         inc_id = int(
             self.conn.execute(
-                insert(incidents).values(
-                    site=site,
-                    target=target,
-                    check_key=key,
-                    check=check,
-                    item=item,
-                    device_class=device_class,
-                    vendor=vendor,
-                    level=level,
-                    state="open",
-                    source=source,
-                    title=title,
-                    summary=summary,
-                    opened_at=at,
-                    last_seen_at=at,
-                    occurrences=1,
-                    tier=1,
-                    flapping=flapping,
-                    pauses=[],
-                    breaches=[],
-                    caller=dict(caller or {}),
-                    impact_count=0,
-                )
+                _INSERT_INCIDENT,
+                {
+                    "site": site,
+                    "target": target,
+                    "check_key": key,
+                    "check": check,
+                    "item": item,
+                    "device_class": device_class,
+                    "vendor": vendor,
+                    "level": level,
+                    "state": "open",
+                    "source": source,
+                    "title": title,
+                    "summary": summary,
+                    "opened_at": at,
+                    "last_seen_at": at,
+                    "occurrences": 1,
+                    "tier": 1,
+                    "flapping": flapping,
+                    "pauses": [],
+                    "breaches": [],
+                    "caller": dict(caller or {}),
+                    "impact_count": 0,
+                },
             ).inserted_primary_key[0]  # type: ignore[index]
         )
         number = incident_number(inc_id, at)
-        self.conn.execute(update(incidents).where(incidents.c.id == inc_id).values(number=number))
+        self.conn.execute(_SET_NUMBER, {"p_id": inc_id, "p_number": number})
+        self._last_hash[inc_id] = GENESIS  # a new incident has an empty timeline
+        self.open_changed(site, target, key, True)
         self.event(
             inc_id,
             at,
@@ -373,17 +429,16 @@ class IncidentOps:
         if row["state"] != "open":
             return
         self.conn.execute(
-            update(incidents)
-            .where(incidents.c.id == inc_id)
-            .values(
-                state="resolved",
-                resolved_at=at,
-                last_seen_at=at,
-                pauses=_close_pauses(row["pauses"], at),
-                analysis_due=at + analysis_within,
-            )
+            _RESOLVE,
+            {
+                "p_id": inc_id,
+                "p_at": at,
+                "p_pauses": _close_pauses(row["pauses"], at),
+                "p_due": at + analysis_within,
+            },
         )
         self.event(inc_id, at, "resolved", author, text, data)
+        self.open_changed(str(row["site"]), str(row["target"]), str(row["check_key"]), False)
         stats.resolved.append(str(row["number"]))
         stats.raised.append(
             Raised(
@@ -490,6 +545,7 @@ class IncidentOps:
                 .where(incidents.c.id == r["id"])
                 .values(state="merged", merged_into=parent.id, resolved_at=at)
             )
+            self.open_changed(site, str(r["target"]), str(r["check_key"]), False)
             self.event(
                 int(r["id"]),
                 at,
@@ -510,17 +566,11 @@ class IncidentOps:
 
     def still_failing_children(self, inc_id: int, policy: Policy) -> list[RowMapping]:
         """Impacted children whose current status still fails (for their own incidents)."""
-        rows = self.conn.execute(
-            select(incident_impacts.c.target, incident_impacts.c.check_key).where(
-                and_(
-                    incident_impacts.c.incident_id == inc_id,
-                    incident_impacts.c.cleared_at.is_(None),
-                )
-            )
-        ).all()
+        rows = self.conn.execute(_UNCLEARED_IMPACTS, {"p_id": inc_id}).all()
         out: list[RowMapping] = []
-        if rows:
-            self.before_read()
+        if not rows:
+            return out  # the common case: nothing depended on it
+        self.before_read()
         failing = [int(s) for s in policy.open_on]
         site = self.row(inc_id)["site"]
         for target, key in rows:

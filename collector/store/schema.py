@@ -249,3 +249,18 @@ report_reviews = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ux_report_reviews_version", "kind", "site", "period", "lang", "version", unique=True),
 )
+
+#: Where each device stood, one row per location it was seen at, from when (``since``). The
+#: inspection record keeps serials and firmware per month as check values, but a location is
+#: an identity fact that only the current ``targets`` row holds; this history lets the monthly
+#: report name a device that was moved, as it names a replaced serial.
+target_locations = Table(
+    "target_locations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Index("ix_target_locations_target", "site", "target", "since"),
+)

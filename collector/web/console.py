@@ -7,33 +7,41 @@ database work never blocks the event loop that receives MQTT messages.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import RowMapping
 
+from checks.catalogue import DeviceClass
 from checks.status import Status
+from collector.config import CollectorConfig
 from collector.http.app import ACTION_ROLE
 from collector.http.auth import Principal
 from collector.incidents.rules import Rules
 from collector.incidents.sla import SlaPolicy, time_left
 from collector.store.db import ActionError, NotFound, StateConflict, Store
 from collector.store.incident_ops import IngestStats, clock_of
+from collector.web import reviews
 from collector.web.i18n import Lang, pick_lang, translator
+from collector.web.ratelimit import LoginLimiter
 from collector.web.session import Session, Sessions
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 STATIC_PREFIX = "/static/console"
@@ -46,13 +54,14 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 #: What the console's forms can do, and the Store action each one is.
-WebAction = Literal["take", "ack", "note", "resolve", "close"]
+WebAction = Literal["take", "ack", "note", "level", "resolve", "close"]
 STORE_ACTION: dict[str, str] = {
     "take": "assign",
     "ack": "ack",
     "note": "note",
     "resolve": "resolve",
     "close": "close",
+    "level": "level",
 }
 Raised = Callable[[IngestStats], None]
 #: How often a live board's stream asks the database whether anything changed.
@@ -63,6 +72,18 @@ STREAM_SECONDS = 30.0
 #: A comment line this often keeps proxies from closing an idle stream.
 KEEPALIVE_SECONDS = 15.0
 SSE_HEADERS = {**HEADERS, "X-Accel-Buffering": "no"}
+#: A report's own HTML, shown framed inside the review page: its inline style is allowed, and
+#: nothing else (no script, nothing fetched), and only the console itself may frame it.
+REPORT_HEADERS = {
+    **HEADERS,
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src data:; frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+}
+#: The level an incident a customer reports starts at; an engineer re-levels it with a reason
+#: once the fault is understood (the customer cannot know which devices hang off it).
+CUSTOMER_LEVEL = 3
+DATE_PATTERN = r"^(\d{4}-\d{2}-\d{2})?$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +118,65 @@ def _duration(left: timedelta) -> str:
     return ("-" if left < timedelta(0) else "") + (f"{days}d {text}" if days else text)
 
 
+@dataclass(frozen=True, slots=True)
+class BoardFilter:
+    """The board's filters, as given in the URL (so a filtered board can be bookmarked and
+    the live refresh asks for the same rows)."""
+
+    site: str = ""
+    level: str = ""
+    state: str = "open"
+    device_class: str = ""
+    vendor: str = ""
+    opened_from: str = ""
+    opened_to: str = ""
+
+    def query(self) -> str:
+        return urlencode(
+            {
+                "site": self.site,
+                "level": self.level,
+                "state": self.state,
+                "class": self.device_class,
+                "vendor": self.vendor,
+                "from": self.opened_from,
+                "to": self.opened_to,
+            }
+        )
+
+
+class BadFilter(ValueError):
+    """A filter value that is not what its field takes (the message names the field)."""
+
+
+def _day(text: str, field: str, tz: tzinfo) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=tz)
+    except ValueError:
+        raise BadFilter(f"{field} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def board_filter(
+    site: Annotated[str, Query(max_length=64)] = "",
+    level: Annotated[str, Query(pattern="^[1-4]?$")] = "",
+    state: Annotated[str, Query(pattern="^(open|resolved|closed|merged)?$")] = "open",
+    device_class: Annotated[str, Query(alias="class", max_length=64)] = "",
+    vendor: Annotated[str, Query(max_length=64)] = "",
+    opened_from: Annotated[str, Query(alias="from", pattern=DATE_PATTERN)] = "",
+    opened_to: Annotated[str, Query(alias="to", pattern=DATE_PATTERN)] = "",
+) -> BoardFilter:
+    """The board's filters from the query string (``class``, ``from`` and ``to`` are the
+    URL names)."""
+    return BoardFilter(
+        site, level, state, device_class.strip(), vendor.strip(), opened_from, opened_to
+    )
+
+
+Filter = Annotated[BoardFilter, Depends(board_filter)]
+
+
 class WebConsole:
     def __init__(
         self,
@@ -107,13 +187,26 @@ class WebConsole:
         rules: Rules | None = None,
         on_raised: Raised | None = None,
         secret: bytes | None = None,
+        config: CollectorConfig | None = None,
+        classes: Mapping[str, DeviceClass] | None = None,
+        limiter: LoginLimiter | None = None,
     ) -> None:
         self.users = {u.principal.name: u for u in users}
         self.store = store
         self.tz = tz
         self.rules = rules
         self.raised: Raised = on_raised or (lambda stats: None)
-        # Without a configured secret, sessions last as long as the process.
+        #: Reports need the configuration (site covers, SLA) and the checklist catalogue;
+        #: without them the report pages answer 404.
+        self.config = config
+        self.classes = classes
+        self.limiter = limiter or LoginLimiter()
+        if secret is None:
+            log.warning(
+                "http.session_secret is not set: console sessions are signed with a random "
+                "key drawn now, so every restart signs everyone out (set session_secret_env "
+                "or session_secret_file)"
+            )
         self.sessions = Sessions(secret or secrets.token_bytes(32))
         self.hasher = PasswordHasher()
         # Checked when the user is unknown, so that the answer takes as long as a wrong password.
@@ -229,13 +322,21 @@ class WebConsole:
             return [site] if user.principal.may_see(site) else []
         return mine
 
-    def _board_items(
-        self, user: WebUser, site: str, level: str, state: str
-    ) -> list[dict[str, Any]]:
+    def _board_items(self, user: WebUser, f: BoardFilter) -> list[dict[str, Any]]:
+        """The board's rows, filtered in the database query (not in the page)."""
+        since = _day(f.opened_from, "opened from", self.tz)
+        until = _day(f.opened_to, "opened to", self.tz)
+        if since and until and until < since:
+            raise BadFilter(f"opened to {f.opened_to} is before opened from {f.opened_from}")
         rows = self.store.incidents(
-            sites=self._scope(user, site),
-            state=state or None,
-            level=int(level) if level else None,
+            sites=self._scope(user, f.site),
+            state=f.state or None,
+            level=int(f.level) if f.level else None,
+            device_class=f.device_class or None,
+            vendor=f.vendor or None,
+            since=since,
+            # "To" names a day: everything opened during it is included.
+            until=until + timedelta(days=1) if until else None,
             limit=1000,
         )
         now = datetime.now(UTC)
@@ -303,12 +404,52 @@ class WebConsole:
             session = self.sessions.read(request)
             if session is None or not session.csrf_ok(csrf):
                 return self._refuse(request, 403, "csrf")
-            user = self.check_password(username.strip(), password)
-            if user is None:
-                lang = pick_lang(request.headers.get("accept-language"))
-                return self._page(
-                    request, "login.html.j2", session=session, lang=lang, status=401, failed=True
+            name = username.strip()
+            address = request.client.host if request.client else "unknown"
+            lang = pick_lang(request.headers.get("accept-language"))
+            verdict = self.limiter.check(name, address)
+            # A password typed into the name field must not reach the log: only known names
+            # are written out.
+            shown = repr(name) if name in self.users else f"<unknown, {len(name)} characters>"
+            if not verdict.allowed:
+                # The password is not even checked: a locked-out guesser learns nothing.
+                log.warning(
+                    "console login refused: too many failures for this %s "
+                    "(user %s, address %s, limit %d in %.0fs, retry in %ds)",
+                    verdict.reason,
+                    shown,
+                    address,
+                    self.limiter.max_failures,
+                    self.limiter.window,
+                    verdict.retry_after,
                 )
+                refused = self._page(
+                    request,
+                    "login.html.j2",
+                    session=session,
+                    lang=lang,
+                    status=429,
+                    failed=False,
+                    limited=verdict.retry_after,
+                    username=name,
+                )
+                refused.headers["Retry-After"] = str(verdict.retry_after)
+                return refused
+            user = self.check_password(name, password)
+            if user is None:
+                self.limiter.failed(name, address)
+                log.info("console login failed: user %s from %s", shown, address)
+                return self._page(
+                    request,
+                    "login.html.j2",
+                    session=session,
+                    lang=lang,
+                    status=401,
+                    failed=True,
+                    username=name,
+                )
+            self.limiter.succeeded(name)
+            log.info("console login: user %r from %s", name, address)
             response = RedirectResponse("/", status_code=303)
             # A fresh token on signing in: nothing learnt before it is of any use after.
             self.sessions.write(request, response, Session.fresh(user.principal.name))
@@ -324,56 +465,63 @@ class WebConsole:
             return response
 
         @router.get("/", response_class=HTMLResponse)
-        def board(
-            request: Request,
-            site: Annotated[str, Query(max_length=64)] = "",
-            level: Annotated[str, Query(pattern="^[1-4]?$")] = "",
-            state: Annotated[str, Query(pattern="^(open|resolved|closed|merged)?$")] = "open",
-        ) -> Response:
+        def board(request: Request, f: Filter) -> Response:
             who = self._who(request)
             if who is None:
                 return RedirectResponse("/login", status_code=303)
             session, user = who
             principal = user.principal
-            if site and not principal.may_see(site):
+            if f.site and not principal.may_see(f.site):
                 return self._refuse(request, 404, "not_found")
             if principal.sites is not None:
                 site_choices = sorted(principal.sites)
             else:
-                site_choices = sorted({str(s) for s, _, _ in self.store.open_counts()} | {site})
-            chosen = {"site": site, "level": level, "state": state}
+                site_choices = sorted(
+                    {str(s) for s, _, _ in self.store.open_counts()}
+                    | set(self.store.site_names())
+                    | {f.site}
+                )
+            error = ""
+            try:
+                items = self._board_items(user, f)
+            except BadFilter as exc:
+                items, error = [], str(exc)
+            choices = self.store.incident_choices(self._scope(user, ""))
             return self._page(
                 request,
                 "board.html.j2",
                 session=session,
                 lang=user.lang,
                 user=user,
-                items=self._board_items(user, site, level, state),
+                status=400 if error else 200,
+                items=items,
                 sites=[s for s in site_choices if s],
-                chosen=chosen,
-                query=urlencode(chosen),
-                events_query=urlencode({"site": site}),
-                mark=self._mark(user, site),
+                classes=sorted(set(choices["class"]) | ({f.device_class} - {""})),
+                vendors=sorted(set(choices["vendor"]) | ({f.vendor} - {""})),
+                chosen=f,
+                error=error,
+                query=f.query(),
+                events_query=urlencode({"site": f.site}),
+                mark=self._mark(user, f.site),
             )
 
         @router.get("/board/rows", response_class=HTMLResponse)
-        def board_rows(
-            request: Request,
-            site: Annotated[str, Query(max_length=64)] = "",
-            level: Annotated[str, Query(pattern="^[1-4]?$")] = "",
-            state: Annotated[str, Query(pattern="^(open|resolved|closed|merged)?$")] = "open",
-        ) -> Response:
-            """The board's table alone, fetched by board.js when the event stream says so."""
+        def board_rows(request: Request, f: Filter) -> Response:
+            """The board's table alone, fetched by live.js when the event stream says so."""
             who = self._who(request)
             if who is None:
                 return Response(status_code=403, headers=HEADERS)
             _, user = who
-            if site and not user.principal.may_see(site):
+            if f.site and not user.principal.may_see(f.site):
                 return Response(status_code=404, headers=HEADERS)
+            try:
+                items = self._board_items(user, f)
+            except BadFilter as exc:
+                return Response(str(exc), status_code=400, headers=HEADERS)
             html = self.env.get_template("board_rows.html.j2").render(
                 t=translator(user.lang),
-                items=self._board_items(user, site, level, state),
-                mark=self._mark(user, site),
+                items=items,
+                mark=self._mark(user, f.site),
             )
             return HTMLResponse(html, headers=HEADERS)
 
@@ -507,6 +655,7 @@ class WebConsole:
             csrf: Annotated[str, Form(max_length=128)] = "",
             text: Annotated[str, Form(max_length=5000)] = "",
             score: Annotated[str, Form(pattern="^[1-5]?$")] = "",
+            level: Annotated[str, Form(pattern="^[1-4]?$")] = "",
             comment: Annotated[str, Form(max_length=2000)] = "",
         ) -> Response:
             who = self._who(request)
@@ -527,6 +676,9 @@ class WebConsole:
                 args = {"comment": comment.strip()}
                 if score:
                     args["score"] = int(score)
+            elif action == "level":
+                # The store refuses a missing level or reason with a message naming it.
+                args = {"level": int(level or 0), "text": text.strip()}
             elif text.strip():
                 args["text"] = text
             try:
@@ -541,6 +693,254 @@ class WebConsole:
                 return self._incident(request, who, number, error=str(exc), status=400)
             self.raised(stats)
             return RedirectResponse(f"/incidents/{number}", status_code=303)
+
+        # ------------------------------------------------------------ fault reporting
+
+        @router.get("/report-fault", response_class=HTMLResponse)
+        def fault_form(request: Request) -> Response:
+            who = self._who(request)
+            if who is None:
+                return RedirectResponse("/login", status_code=303)
+            return self._fault_form(request, who, {})
+
+        @router.post("/report-fault", response_class=HTMLResponse)
+        def fault_open(
+            request: Request,
+            csrf: Annotated[str, Form(max_length=128)] = "",
+            device: Annotated[str, Form(max_length=140)] = "",
+            title: Annotated[str, Form(max_length=300)] = "",
+            description: Annotated[str, Form(max_length=5000)] = "",
+            caller_name: Annotated[str, Form(max_length=100)] = "",
+            caller_phone: Annotated[str, Form(max_length=50)] = "",
+            level: Annotated[str, Form(pattern="^[1-4]?$")] = "",
+        ) -> Response:
+            who = self._who(request)
+            if who is None:
+                return self._refuse(request, 403, "forbidden")
+            session, user = who
+            if not session.csrf_ok(csrf):
+                return self._refuse(request, 403, "csrf")
+            given = {
+                "device": device,
+                "title": title,
+                "description": description,
+                "caller_name": caller_name,
+                "caller_phone": caller_phone,
+                "level": level,
+            }
+            site, _, target = device.partition("|")
+            t = translator(user.lang)
+            problem = ""
+            unknown_device = bool(target) and self.store.target_row(site, target) is None
+            if not site or not self._site_visible(user, site) or unknown_device:
+                problem = t("err_device")
+            elif not title.strip():
+                problem = t("err_title")
+            elif user.principal.role == "customer" and not (
+                caller_name.strip() and caller_phone.strip()
+            ):
+                problem = t("err_contact")
+            if problem:
+                return self._fault_form(request, who, given, error=problem, status=400)
+            is_engineer = user.principal.at_least("engineer")
+            site_cfg = self.config.site(site) if self.config else None
+            caller = {
+                k: v.strip()
+                for k, v in {
+                    "name": caller_name,
+                    "phone": caller_phone,
+                    "company": site_cfg.customer if site_cfg else "",
+                    "contract": site_cfg.contract if site_cfg else "",
+                    "via": "console",
+                }.items()
+                if v.strip()
+            }
+            try:
+                number, stats = self.store.open_manual(
+                    site=site,
+                    target=target,
+                    level=int(level) if is_engineer and level else CUSTOMER_LEVEL,
+                    title=title,
+                    description=description,
+                    caller=caller,
+                    author=user.principal.author,
+                    now=datetime.now(UTC),
+                )
+            except ActionError as exc:
+                return self._fault_form(request, who, given, error=str(exc), status=400)
+            log.info("incident %s opened from the console by %s", number, user.principal.author)
+            self.raised(stats)
+            return RedirectResponse(f"/incidents/{number}", status_code=303)
+
+        # ------------------------------------------------------------ reports
+
+        @router.get("/reports", response_class=HTMLResponse)
+        def reports_index(request: Request) -> Response:
+            who = self._who(request)
+            if who is None:
+                return RedirectResponse("/login", status_code=303)
+            session, user = who
+            names = (
+                sorted(user.principal.sites)
+                if user.principal.sites is not None
+                else self.store.site_names()
+            )
+            if len(names) == 1:
+                return RedirectResponse(f"/sites/{quote(names[0])}/reports", status_code=303)
+            return self._page(
+                request,
+                "reports_index.html.j2",
+                session=session,
+                lang=user.lang,
+                user=user,
+                names=names,
+            )
+
+        @router.get("/sites/{site}/reports", response_class=HTMLResponse)
+        def reports_page(
+            request: Request,
+            site: str,
+            lang: Annotated[str, Query(pattern="^(zh-CN|en)?$")] = "",
+        ) -> Response:
+            who = self._who(request)
+            if who is None:
+                return RedirectResponse("/login", status_code=303)
+            session, user = who
+            if self.config is None or not self._site_visible(user, site):
+                return self._refuse(request, 404, "not_found")
+            report_lang = lang or user.lang
+            rows = reviews.listing(self.store, site, report_lang, datetime.now(UTC), self.tz)
+            is_engineer = user.principal.at_least("engineer")
+            if not is_engineer:
+                rows = [r for r in rows if r.state == "approved"]
+            return self._page(
+                request,
+                "reports.html.j2",
+                session=session,
+                lang=user.lang,
+                user=user,
+                site=site,
+                rows=rows,
+                report_lang=report_lang,
+                langs=reviews.LANGS,
+                downloads=reviews.DOWNLOADS,
+                is_engineer=is_engineer,
+            )
+
+        @router.get("/sites/{site}/reports/{kind}/{period}", response_class=HTMLResponse)
+        def report_page(
+            request: Request,
+            site: str,
+            kind: str,
+            period: str,
+            lang: Annotated[str, Query(pattern="^(zh-CN|en)?$")] = "",
+        ) -> Response:
+            who = self._who(request)
+            if who is None:
+                return RedirectResponse("/login", status_code=303)
+            return self._report(request, who, site, kind, period, lang or who[1].lang)
+
+        @router.get("/sites/{site}/reports/{kind}/{period}/view", response_class=HTMLResponse)
+        def report_view(
+            request: Request,
+            site: str,
+            kind: str,
+            period: str,
+            lang: Annotated[str, Query(pattern="^(zh-CN|en)?$")] = "",
+        ) -> Response:
+            """The report's own HTML, framed by the review page."""
+            who = self._who(request)
+            if who is None:
+                return Response(status_code=403, headers=HEADERS)
+            found = self._report_data(who[1], site, kind, period, lang or who[1].lang)
+            if isinstance(found, str):
+                return Response(status_code=404, headers=HEADERS)
+            return HTMLResponse(reviews.html(found, kind), headers=REPORT_HEADERS)
+
+        @router.get("/sites/{site}/reports/{kind}/{period}/download/{fmt}")
+        def report_download(
+            request: Request,
+            site: str,
+            kind: str,
+            period: str,
+            fmt: Literal["pdf", "xlsx", "html"],
+            lang: Annotated[str, Query(pattern="^(zh-CN|en)?$")] = "",
+        ) -> Response:
+            who = self._who(request)
+            if who is None:
+                return self._refuse(request, 403, "forbidden")
+            found = self._report_data(who[1], site, kind, period, lang or who[1].lang)
+            if isinstance(found, str):
+                return self._refuse(request, 404, "not_found")
+            try:
+                name, blob = reviews.render_file(found, kind, fmt)
+            except reviews.BadReport as exc:
+                log.warning("report %s %s %s as %s failed: %s", kind, site, period, fmt, exc)
+                return self._report(
+                    request, who, site, kind, period, str(found["lang"]), error=str(exc), status=500
+                )
+            headers = {
+                **HEADERS,
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            }
+            return Response(blob, media_type=reviews.MEDIA[fmt], headers=headers)
+
+        @router.post("/sites/{site}/reports/{kind}/{period}/send", response_class=HTMLResponse)
+        def report_send(
+            request: Request,
+            site: str,
+            kind: str,
+            period: str,
+            csrf: Annotated[str, Form(max_length=128)] = "",
+            lang: Annotated[str, Form(pattern="^(zh-CN|en)$")] = "zh-CN",
+        ) -> Response:
+            """Mail the approved report to the site's contacts (collector/reports/mail.py)."""
+            who = self._who(request)
+            if who is None:
+                return self._refuse(request, 403, "forbidden")
+            session, user = who
+            if not session.csrf_ok(csrf):
+                return self._refuse(request, 403, "csrf")
+            if not self._site_visible(user, site):
+                return self._refuse(request, 404, "not_found")
+            if not user.principal.at_least("engineer"):
+                return self._refuse(request, 403, "forbidden")
+            ready, why = self._mail_ready(site, kind)
+            if not ready:
+                return self._report(request, who, site, kind, period, lang, error=why, status=409)
+            from collector.reports.mail import MailError, mail_monthly
+
+            assert self.config is not None and self.classes is not None
+            try:
+                with tempfile.TemporaryDirectory(prefix="fieldmon-web-mail-") as tmp:
+                    _, outcome = mail_monthly(
+                        self.store, self.config, self.classes, site, period, lang, Path(tmp)
+                    )
+            except MailError as exc:
+                log.warning("mailing the %s report %s %s failed: %s", kind, site, period, exc)
+                return self._report(
+                    request, who, site, kind, period, lang, error=str(exc), status=409
+                )
+            log.info(
+                "%s report %s %s (%s) mailed by %s: %s",
+                kind,
+                site,
+                period,
+                lang,
+                user.principal.name,
+                outcome,
+            )
+            target = f"/sites/{quote(site)}/reports/{kind}/{period}"
+            return RedirectResponse(
+                f"{target}?{urlencode({'lang': lang, 'saved': 'sent'})}", status_code=303
+            )
+
+        @router.post("/sites/{site}/reports/{kind}/{period}", response_class=HTMLResponse)
+        async def report_review(request: Request, site: str, kind: str, period: str) -> Response:
+            """Save the remarks typed on the page, and approve when that button was used."""
+            # Every checklist row of every device is two fields (its key and its remark).
+            form = await request.form(max_files=0, max_fields=200_000)
+            return await run_in_threadpool(self._review_post, request, form, site, kind, period)
 
         return router
 
@@ -574,4 +974,191 @@ class WebConsole:
             is_engineer=user.principal.at_least("engineer"),
             is_customer=user.principal.role == "customer",
             error=error,
+        )
+
+    # ------------------------------------------------------------------ fault reporting
+
+    def _fault_form(
+        self,
+        request: Request,
+        who: tuple[Session, WebUser],
+        given: Mapping[str, str],
+        *,
+        error: str = "",
+        status: int = 200,
+    ) -> Response:
+        """The fault report form: what a customer would otherwise say on the phone."""
+        session, user = who
+        names = (
+            sorted(user.principal.sites)
+            if user.principal.sites is not None
+            else self.store.site_names()
+        )
+        devices = [
+            (site, [str(r["target"]) for r in self.store.target_rows(site)]) for site in names
+        ]
+        return self._page(
+            request,
+            "fault.html.j2",
+            session=session,
+            lang=user.lang,
+            user=user,
+            status=status,
+            devices=devices,
+            given=given,
+            error=error,
+            is_engineer=user.principal.at_least("engineer"),
+            customer_level=CUSTOMER_LEVEL,
+        )
+
+    # ------------------------------------------------------------------ reports
+
+    def _report_data(
+        self, user: WebUser, site: str, kind: str, period: str, lang: str
+    ) -> dict[str, Any] | str:
+        """The report as it stands, or why it is not shown (every reason answers 404: a
+        customer cannot tell another site's report, a draft and a bad period apart)."""
+        if self.config is None or self.classes is None:
+            return "reports are not configured"
+        if not self._site_visible(user, site):
+            return "not your site"
+        try:
+            data = reviews.build(
+                self.store,
+                self.config,
+                self.classes,
+                kind,
+                site,
+                period,
+                lang,
+                datetime.now(UTC),
+                log.warning,
+            )
+        except reviews.BadReport as exc:
+            return str(exc)
+        if not user.principal.at_least("engineer") and data["review"]["state"] != "approved":
+            return "not approved"
+        return data
+
+    def _report(
+        self,
+        request: Request,
+        who: tuple[Session, WebUser],
+        site: str,
+        kind: str,
+        period: str,
+        lang: str,
+        *,
+        error: str = "",
+        status: int = 200,
+    ) -> Response:
+        session, user = who
+        found = self._report_data(user, site, kind, period, lang)
+        if isinstance(found, str):
+            return self._refuse(request, 404, "not_found")
+        query = urlencode({"lang": lang})
+        base = f"/sites/{quote(site)}/reports/{kind}/{period}"
+        return self._page(
+            request,
+            "report.html.j2",
+            session=session,
+            lang=user.lang,
+            user=user,
+            status=status,
+            site=site,
+            kind=kind,
+            period=period,
+            report_lang=lang,
+            review=found["review"],
+            devices=reviews.remark_rows(found),
+            base=base,
+            query=query,
+            downloads=reviews.DOWNLOADS[kind],
+            is_engineer=user.principal.at_least("engineer"),
+            over=reviews.period_over(kind, period, datetime.now(UTC), self.tz),
+            mail=self._mail_ready(site, kind),
+            contacts=self.config.site(site).contacts if self.config else [],
+            saved=request.query_params.get("saved", ""),
+            error=error,
+        )
+
+    def _mail_ready(self, site: str, kind: str) -> tuple[bool, str]:
+        """Whether "send to the customer" can work for this report, and if not, why: only
+        monthly reports are mailed, through the ``[reports] mail_channel`` e-mail channel, to
+        the site's ``contacts``."""
+        if kind != "monthly" or self.config is None or self.classes is None:
+            return False, "only the monthly report is mailed to customers"
+        try:
+            from collector.reports.mail import MailError, email_channel
+        except ImportError as exc:  # an install without the SMTP client
+            return False, f"mailing reports is not available: {exc}"
+        if not self.config.site(site).contacts:
+            return False, f"site {site!r} has no contacts ([[sites]] contacts)"
+        try:
+            email_channel(self.config)
+        except MailError as exc:
+            return False, str(exc)
+        return True, ""
+
+    def _review_post(
+        self, request: Request, form: Any, site: str, kind: str, period: str
+    ) -> Response:
+        who = self._who(request)
+        if who is None:
+            return self._refuse(request, 403, "forbidden")
+        session, user = who
+        if not session.csrf_ok(str(form.get("csrf") or "")):
+            return self._refuse(request, 403, "csrf")
+        if not self._site_visible(user, site):
+            return self._refuse(request, 404, "not_found")
+        if not user.principal.at_least("engineer"):
+            return self._refuse(request, 403, "forbidden")
+        lang = str(form.get("lang") or user.lang)
+        action = str(form.get("do") or "save")
+        keys = [str(k) for k in form.getlist("key")]
+        texts = [str(v) for v in form.getlist("remark")]
+        problem = ""
+        if action not in ("save", "approve"):
+            problem = f"unknown review action {action!r} (save or approve)"
+        elif len(keys) != len(texts):
+            problem = f"{len(keys)} remark keys but {len(texts)} remark texts"
+        elif any(len(k) > 400 for k in keys) or any(len(v) > 2000 for v in texts):
+            problem = "a remark is longer than 2000 characters"
+        elif action == "approve" and not reviews.period_over(
+            kind, period, datetime.now(UTC), self.tz
+        ):
+            problem = translator(user.lang)("not_over")
+        if not problem:
+            remarks = {k: v.strip() for k, v in zip(keys, texts, strict=True)}
+            if self.config is None or self.classes is None:
+                return self._refuse(request, 404, "not_found")
+            try:
+                reviews.save(
+                    self.store,
+                    self.config,
+                    self.classes,
+                    kind,
+                    site,
+                    period,
+                    lang,
+                    remarks,
+                    approve=action == "approve",
+                    reviewer=user.principal.name,
+                    now=datetime.now(UTC),
+                )
+            except reviews.BadReport as exc:
+                problem = str(exc)
+            except StateConflict as exc:
+                return self._report(
+                    request, who, site, kind, period, lang, error=str(exc), status=409
+                )
+        if problem:
+            return self._report(request, who, site, kind, period, lang, error=problem, status=400)
+        if action == "approve":
+            log.info(
+                "%s report %s %s (%s) approved by %s", kind, site, period, lang, user.principal.name
+            )
+        target = f"/sites/{quote(site)}/reports/{kind}/{period}"
+        return RedirectResponse(
+            f"{target}?{urlencode({'lang': lang, 'saved': action})}", status_code=303
         )

@@ -27,6 +27,10 @@ TOKENS_TOML = "".join(
 )
 
 
+#: Collector config for tests that time the last will itself: its incident opens at once.
+NO_GRACE = "[incidents]\nagent_offline_grace_seconds = 0\n"
+
+
 def collector_toml(
     tmp: Path,
     broker_port: int,

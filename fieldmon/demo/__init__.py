@@ -1,0 +1,1 @@
+"""The demo customer site for ``fieldmon up --demo``: recordings, faults, responders."""

@@ -1,0 +1,267 @@
+"""The simulated customer site next to ``fieldmon up --demo``: responders, configs, faults.
+
+:class:`DemoSite` writes the recordings (:mod:`fieldmon.demo.recordings`), serves each
+responder group with its own ``snmpsim-command-responder`` process on loopback addresses
+(one address per device, one UDP port for all), and on every :meth:`DemoSite.tick` applies
+the fault schedule of :mod:`fieldmon.demo.faults`: rewriting the files of devices whose
+answers changed and stopping or starting the groups that go dark or come back. It also
+writes the agent targets and the collector's site, contract and SLA for the demo, so the
+rest of the product runs exactly as it would at a customer.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fieldmon.demo import faults
+from fieldmon.demo import site as s
+from fieldmon.demo.recordings import VARIATION_DIR, RecordingWriter, site_addresses
+
+#: Seconds at speed 1 between two polls of the checks the faults show; other checks keep
+#: their catalogue interval (inventory once a day, at the start).
+DEMO_INTERVALS: dict[str, dict[str, int]] = {
+    "*": {"snmp.reachable": 15, "if.oper_status": 30, "snmp.uptime": 60},
+    "switch": {"cpu.usage": 60, "if.utilisation": 60, "if.errors": 60, "if.discards": 60},
+    "camera": {"clock.drift": 20, "cpu.usage": 60, "mem.usage": 60},
+    "nvr": {"clock.drift": 60, "disk.usage": 120},
+    "ups": {
+        "ups.on_battery": 10,
+        "ups.output_status": 15,
+        "ups.battery_capacity": 15,
+        "ups.runtime": 15,
+        "ups.input_voltage": 15,
+    },
+    "server-snmp": {"disk.usage": 20, "cpu.usage": 30, "mem.usage": 30, "clock.drift": 60},
+    "windows-server": {"disk.usage": 20, "cpu.usage": 30, "mem.usage": 30, "clock.drift": 60},
+}
+#: Items the simulated models do not expose (``fieldmon agent discover`` lists the same).
+DISABLED = {"camera": ["disk.status"], "nvr": ["device.health"]}
+#: 220 V mains (China): the catalogue leaves the input voltage threshold to the site.
+THRESHOLDS = {"ups": {"ups.input_voltage": "{ lower = [198, 176] }"}}
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def free_udp_port_on(addresses: list[str], attempts: int = 60) -> int:
+    """A UDP port free on every one of ``addresses`` (tried by binding each)."""
+    rng = random.Random()
+    for _ in range(attempts):
+        port = rng.randrange(20_000, 60_000)
+        socks: list[socket.socket] = []
+        try:
+            for address in addresses:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind((address, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no UDP port free on all of {addresses[0]}…{addresses[-1]}")
+
+
+class Responder:
+    """One snmpsim process serving one group's data files on its devices' addresses."""
+
+    def __init__(self, group: str, root: Path, endpoints: list[str]) -> None:
+        self.group = group
+        self.root = root / group
+        self.endpoints = endpoints
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        exe = Path(sys.executable).parent / "snmpsim-command-responder"
+        cmd = [
+            str(exe),
+            f"--data-dir={self.root / 'data'}",
+            f"--cache-dir={self.root / 'cache'}",
+            f"--variation-modules-dir={VARIATION_DIR}",
+            # at "info" it logs every request: hundreds of MB an hour for a whole site
+            "--log-level=error",
+            *(f"--agent-udpv4-endpoint={e}" for e in self.endpoints),
+        ]
+        (self.root / "cache").mkdir(parents=True, exist_ok=True)
+        # As root snmpsim would drop to "nobody", who cannot read the state directory.
+        env = dict(os.environ, SNMPSIM_ALLOW_ROOT="true")
+        with (self.root / "responder.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class DemoSite:
+    """The demo site's devices, responders and fault schedule.
+
+    ``speed`` compresses the schedule and the polling intervals (1 = the pace a person
+    watches; tests use 4-6). ``first_address`` is the first of the loopback addresses the
+    devices get, one each.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        speed: float = 1.0,
+        first_address: str = "127.0.0.20",
+        port: int | None = None,
+    ) -> None:
+        if speed <= 0 or speed > 60:
+            raise ValueError(f"--demo-speed {speed}: expected a number above 0 and at most 60")
+        self.root = root
+        self.speed = speed
+        self.devices = s.build_site(site_addresses(first_address, 54))
+        self.port = port or free_udp_port_on([d.address for d in self.devices])
+        self.started = time.time()
+        self._t0 = time.monotonic()
+        self.writer = RecordingWriter(root, self.devices, self.started)
+        self.responders = {
+            g: Responder(
+                g, root, [f"{d.address}:{self.port}" for d in self.devices if d.group == g]
+            )
+            for g in self.writer.groups()
+        }
+        self.active: frozenset[str] = frozenset()
+        self.log: list[str] = []
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    def start(self, wait: float = 60.0) -> None:
+        """Write the healthy site, start every responder and wait until each answers."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.writer.write(faults.moment(0.0, self.speed, self.started).state)
+        for responder in self.responders.values():
+            responder.start()
+        deadline = time.monotonic() + wait
+        for group in self.responders:
+            first = next(d for d in self.devices if d.group == group)
+            if not self._answers(first, deadline):
+                self.stop()
+                raise RuntimeError(
+                    f"the demo's SNMP responder {group!r} did not answer within {wait:g}s; "
+                    f"see {self.root / group / 'responder.log'}"
+                )
+        self._t0 = time.monotonic()
+
+    def _answers(self, dev: s.Device, deadline: float) -> bool:
+        from gufo.snmp.sync import SnmpSession
+
+        session = SnmpSession(dev.address, self.port, community=dev.community, timeout=0.5)
+        while time.monotonic() < deadline:
+            try:
+                session.get_many(["1.3.6.1.2.1.1.3.0"])
+                return True
+            except TimeoutError:
+                time.sleep(0.2)
+            except Exception:
+                return True  # an SNMP error is an answer too
+        return False
+
+    def stop(self) -> None:
+        for responder in self.responders.values():
+            responder.stop()
+
+    def tick(self) -> list[str]:
+        """Apply the schedule now; returns what changed, as lines for the operator."""
+        now = time.monotonic()
+        moment = faults.moment(now - self._t0, self.speed, self.started)
+        self.writer.write(moment.state, now)
+        lines: list[str] = []
+        for name in sorted(moment.active - self.active):
+            title = next(f.title for f in faults.FAULTS if f.name == name)
+            lines.append(f"fault: {title}")
+        for name in sorted(self.active - moment.active):
+            lines.append(f"recovered: {name}")
+        self.active = moment.active
+        for group, responder in self.responders.items():
+            if group in moment.dark_groups:
+                responder.stop()
+            elif not responder.running:
+                responder.start()
+        self.log += lines
+        return lines
+
+    # -------------------------------------------------------------------------- configs
+
+    def interval(self, base: int) -> int:
+        return max(5, round(base / self.speed))
+
+    def agent_targets_toml(self) -> str:
+        """``[[targets]]`` blocks for the agent, one per simulated device."""
+        out: list[str] = []
+        for d in self.devices:
+            intervals = {**DEMO_INTERVALS["*"], **DEMO_INTERVALS.get(d.device_class, {})}
+            shown = ", ".join(f'"{k}" = {self.interval(v)}' for k, v in intervals.items())
+            out.append(
+                f"\n[[targets]]\nname = {_toml_str(d.name)}\nclass = {_toml_str(d.device_class)}\n"
+                f"address = {_toml_str(d.address)}\nlocation = {_toml_str(d.location)}\n"
+            )
+            if d.parent:
+                out.append(f"parent = {_toml_str(d.parent)}\n")
+            out.append(f"intervals = {{ {shown} }}\n")
+            if d.device_class in DISABLED:
+                items = ", ".join(_toml_str(c) for c in DISABLED[d.device_class])
+                out.append(f"disabled = [{items}]\n")
+            if d.device_class in THRESHOLDS:
+                pairs = ", ".join(f'"{k}" = {v}' for k, v in THRESHOLDS[d.device_class].items())
+                out.append(f"thresholds = {{ {pairs} }}\n")
+            out.append(
+                f'[targets.snmp]\nversion = "2c"\nport = {self.port}\n'
+                f"community = {_toml_str(d.community)}\ntimeout = 2.0\nretries = 1\n"
+            )
+        return "".join(out)
+
+    @staticmethod
+    def collector_toml(site: str) -> str:
+        """The demo customer: site cover, contract with its SLA clocks."""
+        return (
+            f"[[sites]]\nname = {_toml_str(site)}\n"
+            'customer = "Riverside Logistics Park Co., Ltd. (demo)"\n'
+            'contract = "DEMO-2026-017"\n'
+            'title = "Riverside Logistics Park: video surveillance"\n'
+            'maintainer = "Example Security Integration Co. (demo)"\n'
+            f'[[contracts]]\nname = "DEMO-2026-017"\nsites = [{_toml_str(site)}]\n'
+            '[contracts.sla]\ncalendar = "7x24"\n'
+            '[contracts.sla.levels."1"]\nrespond_minutes = 5\nresolve_minutes = 120\n'
+            '[contracts.sla.levels."2"]\nrespond_minutes = 10\nresolve_minutes = 240\n'
+        )
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for d in self.devices:
+            counts[d.device_class] = counts.get(d.device_class, 0) + 1
+        kinds = ", ".join(f"{n} {c}" for c, n in counts.items())
+        first, last = self.devices[0].address, self.devices[-1].address
+        lines = [
+            f"  demo site   {len(self.devices)} simulated devices ({kinds})",
+            f"              SNMP on {first}…{last} port {self.port}, recordings in {self.root}",
+            f"  faults      (speed {self.speed:g})",
+        ]
+        lines += [f"              {line}" for line in faults.timeline(self.speed)]
+        return "\n".join(lines)
