@@ -12,6 +12,8 @@ from typing import Literal
 
 PREFIX = "fieldmon/v1"
 SHARE_GROUP = "fieldmon"
+#: Where collectors announce themselves to each other (collector/peers.py); not agents' space.
+COLLECTORS_ROOT = "fieldmon/collectors"
 TopicKind = Literal["results", "status", "inspection"]
 KINDS: tuple[TopicKind, ...] = ("results", "status", "inspection")
 

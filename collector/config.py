@@ -28,6 +28,10 @@ class MqttConfig(BrokerConfig):
     #: file after a restart, so results published before the collector resubscribes would
     #: be dropped; a plain subscription on a persistent session keeps them.
     shared: bool = False
+    #: With ``shared``: seconds a peer collector may be gone before a survivor adopts its
+    #: persistent session (collector/peers.py), so its queued share of results is stored
+    #: without it. 0 turns adoption off.
+    takeover_after_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60.0
     max_backoff: Annotated[float, Field(gt=0, le=600)] = 10.0
 
 

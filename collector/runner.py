@@ -22,6 +22,7 @@ from collector.metrics import build_registry
 from collector.mqtt_source import SourceState, consume
 from collector.notify.notifier import Notifier
 from collector.notify_bridge import Bridge
+from collector.peers import watch_peers
 from collector.store.db import Store
 from collector.web import WebConsole, WebUser
 from collector.web.ratelimit import LoginLimiter
@@ -153,6 +154,10 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
     ]
     if bridge.notifier is not None:
         tasks.append(asyncio.create_task(bridge.notifier.run(stop), name="notify"))
+    if cfg.mqtt.shared and cfg.mqtt.takeover_after_seconds > 0:
+        tasks.append(
+            asyncio.create_task(watch_peers(cfg.mqtt, ingestor, executor, stop), name="peers")
+        )
     log.info(
         "collector starting: database %s, HTTP on http://%s:%d/",
         cfg.database.url,

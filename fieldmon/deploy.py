@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from checks.topics import PREFIX, check_name
+from checks.topics import COLLECTORS_ROOT, PREFIX, check_name
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -246,6 +246,8 @@ def acl_text(site: str, agents: tuple[str, ...]) -> str:
         "# Written by `fieldmon deploy broker`. Anything not allowed here is denied.",
         f"user {COLLECTOR_USER}",
         f"topic read {PREFIX}/#",
+        # Collectors announce themselves to each other (collector/peers.py).
+        f"topic readwrite {COLLECTORS_ROOT}/#",
         "",
     ]
     for agent in agents:

@@ -7,9 +7,12 @@ under the survivor (every connection cut). The survivor must carry on through bo
 killed collector is started again — as systemd would — every result is stored exactly once
 and every failing check has exactly one incident.
 
-Mosquitto keeps the messages it had handed to the killed member (sent, not acknowledged) in
-that member's persistent session rather than giving them to the other member; they arrive
-when it comes back. The test records how many that were, so the figure is visible.
+Mosquitto keeps the messages it had handed to the killed member (sent, not acknowledged), and
+its further share of the round-robin, in that member's persistent session rather than giving
+them to the other member. The first test turns session adoption off and records how many
+results waited for the killed collector to come back; the second leaves adoption on
+(collector/peers.py) and proves the survivor stores them without it, then lets the session go
+when the killed collector returns.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ TARGETS, ROUNDS, BATCH = 100, 80, 50
 CRIT_TARGETS, CRIT_ROUNDS = 10, (25, 55)
 
 
-def _config(folder: Path, broker: Broker, db_url: str, name: str) -> Path:
+def _config(folder: Path, broker: Broker, db_url: str, name: str, takeover: float = 0) -> Path:
     folder.mkdir(exist_ok=True)
     cfg, _ = collector_toml(
         folder,
@@ -41,8 +44,26 @@ def _config(folder: Path, broker: Broker, db_url: str, name: str) -> Path:
     )
     text = cfg.read_text()
     text = text.replace(f'url = "sqlite:///{folder}/collector.db"', f'url = "{db_url}"')
-    cfg.write_text(text.replace("max_backoff = 2\n", "max_backoff = 2\nshared = true\n"))
+    cfg.write_text(
+        text.replace(
+            "max_backoff = 2\n",
+            f"max_backoff = 2\nshared = true\ntakeover_after_seconds = {takeover}\n",
+        )
+    )
     return cfg
+
+
+def _http_port(cfg: Path) -> int:
+    return int(cfg.read_text().split("port = ")[-1].split("\n")[0])
+
+
+def _wait_subscribed(name: str, cfg: Path) -> None:
+    port = _http_port(cfg)
+    wait_for(
+        lambda: http_json(f"http://127.0.0.1:{port}/healthz")["broker"],
+        60,
+        what=f"{name} subscribed",
+    )
 
 
 def _count(dsn: str, sql: str) -> int:
@@ -82,12 +103,7 @@ def test_survivor_carries_on_through_a_kill_and_a_database_restart(
     publisher: subprocess.Popen[bytes] | None = None
     try:
         for name in procs:
-            port = int(cfgs[name].read_text().split("port = ")[-1].split("\n")[0])
-            wait_for(
-                lambda p=port: http_json(f"http://127.0.0.1:{p}/healthz")["broker"],
-                60,
-                what=f"{name} subscribed",
-            )
+            _wait_subscribed(name, cfgs[name])
         publisher = start_publisher(
             own_broker.port, tmp_path / "payloads", f"fieldmon/v1/{SITE}/{AGENT}/results", 0.05
         )
@@ -124,6 +140,78 @@ def test_survivor_carries_on_through_a_kill_and_a_database_restart(
             ).fetchall()
         assert per_check == [(f"t{t:03d}", 1) for t in range(CRIT_TARGETS)]
         print(f"held for the killed collector until it returned: {held} of {total}")
+    finally:
+        if publisher is not None and publisher.poll() is None:
+            publisher.kill()
+            publisher.wait()
+        codes = {name: proc.stop() for name, proc in procs.items()}
+    survivor = procs["c2"].output()
+    assert codes["c2"] == 0, survivor[-3000:]
+    assert "Traceback" not in survivor, survivor[-3000:]
+
+
+def _ingested(cfg: Path) -> float:
+    """The collector's own count of stored results, from its /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{_http_port(cfg)}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("fieldmon_ingest_results_total")
+    )
+
+
+def test_survivor_adopts_a_dead_collectors_session_and_lets_it_go(
+    tmp_path: Path, own_broker: Broker, own_postgres: OwnPostgres
+) -> None:
+    db_url = own_postgres.create_db("fieldmon")
+    dsn = db_url.replace("postgresql+psycopg://", "postgresql://")
+    total = write_payloads(
+        tmp_path / "payloads", SITE, AGENT, targets=TARGETS, rounds=40, batch=BATCH, tag="adopt"
+    )
+    cfgs = {n: _config(tmp_path / n, own_broker, db_url, n, takeover=3) for n in ("c1", "c2")}
+    procs = {
+        n: Proc(["collector", "run", "--config", str(c)], tmp_path / f"{n}.log")
+        for n, c in cfgs.items()
+    }
+
+    def received() -> int:
+        return _count(dsn, "SELECT count(*) FROM received")
+
+    publisher: subprocess.Popen[bytes] | None = None
+    try:
+        for name in procs:
+            _wait_subscribed(name, cfgs[name])
+        publisher = start_publisher(
+            own_broker.port, tmp_path / "payloads", f"fieldmon/v1/{SITE}/{AGENT}/results", 0.05
+        )
+        wait_for(lambda: received() >= total // 5, 90, interval=0.1, what="a fifth stored")
+        procs["c1"].stop(signal.SIGKILL)
+        assert received() < total // 2, "the kill came too late in the stream to prove anything"
+        assert publisher.wait(120) == 0, "the broker did not acknowledge every batch"
+        # Nobody restarts c1: the survivor adopts its session and stores its share.
+        wait_for(lambda: received() >= total, 60, interval=0.5, what="every result stored")
+        assert received() == total
+        assert "taking over its session" in procs["c2"].output()
+
+        # c1 returns: the survivor lets the session go, and the two split the load again.
+        procs["c1"] = Proc(["collector", "run", "--config", str(cfgs["c1"])], tmp_path / "c1b.log")
+        _wait_subscribed("c1", cfgs["c1"])
+        wait_for(
+            lambda: "letting its session go" in procs["c2"].output(), 30, what="c2 lets go"
+        )
+        more = write_payloads(
+            tmp_path / "more", SITE, AGENT, targets=TARGETS, rounds=10, batch=BATCH, tag="more"
+        )
+        publisher = start_publisher(
+            own_broker.port, tmp_path / "more", f"fieldmon/v1/{SITE}/{AGENT}/results", 0.02
+        )
+        assert publisher.wait(120) == 0
+        wait_for(lambda: received() >= total + more, 60, interval=0.5, what="the rest stored")
+        assert received() == total + more
+        assert _ingested(cfgs["c1"]) > 0, "the returned collector got no share"
     finally:
         if publisher is not None and publisher.poll() is None:
             publisher.kill()

@@ -43,6 +43,7 @@ from collector.incidents.engine import (
 )
 from collector.incidents.rules import Rules
 from collector.store.batch import BatchWriter, execute_many
+from collector.store.fastsql import run
 from collector.store.incident_ops import (
     GENESIS,
     SYSTEM,
@@ -96,6 +97,7 @@ MAX_CLOCK_AHEAD = timedelta(minutes=5)
 
 
 _INSERT_RECEIVED = insert(received)
+_SEEN = select(received.c.msg_id).where(received.c.msg_id.in_(bindparam("p_ids", expanding=True)))
 
 #: Built once (the ingest path asks it for every result that opens an incident).
 _IN_MAINTENANCE = (
@@ -295,10 +297,7 @@ class Store:
         stats = IngestStats()
         self._store_gaps(conn, site, agent, gap_records, now)
         ids = [r.msg_id for results in batches for r in results]
-        seen = {
-            row[0]
-            for row in conn.execute(select(received.c.msg_id).where(received.c.msg_id.in_(ids)))
-        }
+        seen = {row[0] for row in run(conn, _SEEN, {"p_ids": ids}).rows} if ids else set()
         fresh_batches: list[list[Result]] = []
         batch_ids: set[str] = set()
         for results in batches:
@@ -831,7 +830,9 @@ class Store:
         author: str,
         now: datetime,
     ) -> tuple[str, IngestStats]:
-        """An incident opened by hand: a customer's phone call, an engineer's finding."""
+        """An incident opened by hand: a customer's phone call, an engineer's finding. The
+        device's class and vendor come from its stored facts, as for an automatic incident,
+        so the board's class and vendor filters find it too."""
         if not 1 <= level <= 4:
             raise ActionError("level must be 1-4")
         if not title.strip():
@@ -839,6 +840,16 @@ class Store:
         stats = IngestStats()
         with self.engine.begin() as conn:
             ops = IncidentOps(conn)
+            trow = (
+                conn.execute(
+                    select(targets.c["class"], targets.c.facts).where(
+                        and_(targets.c.site == site, targets.c.target == target)
+                    )
+                ).first()
+                if target
+                else None
+            )
+            facts = trow[1] if trow and isinstance(trow[1], dict) else {}
             key = f"manual.{int(now.timestamp() * 1000)}"
             inc = ops.open(
                 site=site,
@@ -854,6 +865,8 @@ class Store:
                 source="manual",
                 author=author,
                 caller=caller,
+                device_class=str(trow[0] or "") if trow else "",
+                vendor=str(facts.get("vendor") or ""),
             )
         return inc.number, stats
 
