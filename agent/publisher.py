@@ -8,26 +8,34 @@ The agent's online/offline status is retained, with "offline" as the last will.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sqlite3
+from typing import TYPE_CHECKING
 
 import aiomqtt
 
 from agent.config import AgentConfig
 from agent.outbox import Outbox
 from checks import topics
+from checks.commands import command_topic
 from checks.wire import MAX_PAYLOAD_BYTES, encode_batch, encode_status
 from fieldmon import __version__
 from fieldmon.aio import pause
+
+if TYPE_CHECKING:
+    from agent.commands import Commands
 
 log = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, cfg: AgentConfig, outbox: Outbox) -> None:
+    def __init__(self, cfg: AgentConfig, outbox: Outbox, commands: Commands | None = None) -> None:
         self._cfg = cfg
         self._outbox = outbox
+        #: Where the collector's requests go (set by the runner once its sink exists).
+        self.commands = commands
         self._wakeup = asyncio.Event()
         self.connected = False
         self._status_topic = topics.topic(cfg.site, cfg.agent, "status")
@@ -76,7 +84,14 @@ class Publisher:
                         self._outbox.pending(),
                     )
                     backoff = 1.0
-                    await self._drain(client, stop)
+                    listening = await self._listen(client)
+                    try:
+                        await self._drain(client, stop)
+                    finally:
+                        if listening is not None:
+                            listening.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await listening
                     await client.publish(
                         self._status_topic,
                         encode_status(self._cfg.site, self._cfg.agent, "stopped", __version__),
@@ -109,6 +124,21 @@ class Publisher:
                 )
                 backoff = min(backoff * 2, m.max_backoff)
                 await pause(stop, delay)
+
+    async def _listen(self, client: aiomqtt.Client) -> asyncio.Task[None] | None:
+        """Subscribe to the collector's requests (retained: one waiting is delivered now)."""
+        commands = self.commands
+        if commands is None:
+            return None
+        await client.subscribe(command_topic(self._cfg.site, self._cfg.agent), qos=1)
+
+        async def read() -> None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                async for message in client.messages:
+                    if isinstance(message.payload, bytes) and message.payload:
+                        commands.received(message.payload)
+
+        return asyncio.create_task(read(), name="commands")
 
     async def _drain(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         size = self._cfg.outbox.batch_size

@@ -221,6 +221,16 @@ class ReportsConfig(StrictModel):
     mail_channel: Name | None = None
 
 
+class InspectionConfig(StrictModel):
+    """When the collector asks agents to run the monthly inspection (collector/inspections.py):
+    from ``monthly_day`` at ``at`` (the contract's time zone) each month, every agent of
+    ``sites`` (default all) that has connected is asked once."""
+
+    monthly_day: Annotated[int, Field(ge=1, le=28)] = 25
+    at: time = time(9, 0)
+    sites: list[Name] | None = None
+
+
 class TokenConfig(StrictModel):
     """An API client. Give ``token_sha256`` (hex SHA-256 of the token), or the token itself
     through ``token_env``/``token_file``; ``sites`` is required for customers."""
@@ -293,6 +303,8 @@ class CollectorConfig(StrictModel):
     notify: NotifyConfig | None = None
     #: Scheduled report drafts; none unless configured.
     reports: ReportsConfig | None = None
+    #: Scheduled inspection requests to agents; none unless configured.
+    inspection: InspectionConfig | None = None
 
     @field_validator("sites")
     @classmethod

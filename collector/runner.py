@@ -154,6 +154,10 @@ async def run_collector(cfg: CollectorConfig, stop: asyncio.Event | None = None)
     ]
     if bridge.notifier is not None:
         tasks.append(asyncio.create_task(bridge.notifier.run(stop), name="notify"))
+    if cfg.inspection is not None:
+        from collector.inspections import run_schedule
+
+        tasks.append(asyncio.create_task(run_schedule(cfg, store, stop), name="inspection"))
     if cfg.mqtt.shared and cfg.mqtt.takeover_after_seconds > 0:
         tasks.append(
             asyncio.create_task(watch_peers(cfg.mqtt, ingestor, executor, stop), name="peers")

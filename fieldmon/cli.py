@@ -19,9 +19,16 @@ from typing import Any
 import orjson
 
 from fieldmon import __version__
-from fieldmon.configfile import ConfigError
 
 DEFAULT_COLLECTOR_CONFIG = Path("/etc/fieldmon/collector.toml")
+
+#: glibc malloc settings for ``fieldmon agent run`` (documented in deploy/README.md, also set
+#: in the systemd unit). Why: the agent is a small, mostly idle process on a customer's
+#: machine. At most two malloc arenas instead of one per thread that ever allocated (the
+#: worker threads of the host probe), and free memory at the top of the heap given back
+#: above 128 KiB instead of a threshold that glibc raises as the process runs. Values an
+#: operator sets in the environment are kept.
+AGENT_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 def _logging(level: str) -> None:
@@ -107,6 +114,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     c_run = coll.add_parser("run", help="ingest, incidents, HTTP")
     c_run.add_argument("--config", type=Path, required=True)
+
+    insp = sub.add_parser("inspection", help="inspection runs on agents").add_subparsers(
+        dest="cmd", required=True
+    )
+    n_req = insp.add_parser(
+        "request", help="ask agents to run the inspection now (kept for offline agents)"
+    )
+    n_req.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
+    n_req.add_argument("--site", required=True)
+    n_req.add_argument("--agent", action="append", help="only this agent (repeatable)")
+    n_req.add_argument("--target", action="append", default=[], help="only this target")
+    n_req.add_argument("--author", default=os.environ.get("USER") or "cli")
 
     inc = sub.add_parser("incidents", help="incidents").add_subparsers(dest="cmd", required=True)
     i_list = inc.add_parser("list")
@@ -269,7 +288,36 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent_malloc_env(argv: Sequence[str] | None) -> None:
+    """Restart this process once with :data:`AGENT_MALLOC_ENV` if it is ``fieldmon agent run``
+    started without it.
+
+    glibc reads these settings only when the process starts, so an agent started by hand or
+    by a service manager without the unit's ``Environment=`` lines re-executes itself (same
+    PID, same arguments) before it has loaded anything big. Only for the process's own
+    command line (``argv`` None), never for an in-process ``main([...])`` call, and only on
+    glibc systems.
+    """
+    if argv is not None or sys.argv[1:3] != ["agent", "run"]:
+        return
+    missing = {k: v for k, v in AGENT_MALLOC_ENV.items() if k not in os.environ}
+    if not missing or not sys.platform.startswith("linux"):
+        return
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):
+        glibc = None
+    if not glibc:
+        return
+    os.environ.update(missing)
+    os.execv(sys.executable, sys.orig_argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _agent_malloc_env(argv)
+    # Imported here, after the re-execution above: configfile loads pydantic.
+    from fieldmon.configfile import ConfigError
+
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -306,6 +354,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if area == "incidents":
         return _incidents(cmd, args)
+    if area == "inspection":
+        return _inspection_request(args)
     if area == "report":
         return _report(args)
     if area == "deploy":
@@ -398,6 +448,33 @@ def _store(config: Path) -> Any:
     return cfg, Store(cfg.database.url, cfg.tz)
 
 
+def _inspection_request(args: argparse.Namespace) -> int:
+    """``fieldmon inspection request``: retained requests to the site's agents."""
+    import aiomqtt
+
+    from collector.inspections import known_agents, manual_request, publish_requests
+
+    cfg, store = _store(args.config)
+    agents = known_agents(store, [args.site])
+    if args.agent:
+        unknown = sorted(set(args.agent) - {a for _, a in agents})
+        if unknown:
+            # Not yet seen is allowed (a new agent): the retained request waits for it.
+            print(f"fieldmon: note: agent(s) {', '.join(unknown)} not seen yet at {args.site}")
+        agents = [(args.site, a) for a in args.agent]
+    if not agents:
+        print(f"fieldmon: no agent has connected for site {args.site!r}", file=sys.stderr)
+        return 1
+    req = manual_request(args.target, args.author)
+    try:
+        asyncio.run(publish_requests(cfg.mqtt, agents, req))
+    except (aiomqtt.MqttError, OSError) as exc:
+        print(f"fieldmon: broker {cfg.mqtt.host}:{cfg.mqtt.port}: {exc}", file=sys.stderr)
+        return 1
+    print(f"inspection {req.request_id} requested from {', '.join(a for _, a in agents)}")
+    return 0
+
+
 def _incidents(cmd: str, args: argparse.Namespace) -> int:
     from collector.http.app import event_json, incident_json
     from collector.store.db import ActionError
@@ -476,6 +553,8 @@ def _incidents(cmd: str, args: argparse.Namespace) -> int:
 
 
 def _when(text: str | None) -> datetime | None:
+    from fieldmon.configfile import ConfigError
+
     if not text:
         return None
     try:

@@ -246,12 +246,19 @@ def acl_text(site: str, agents: tuple[str, ...]) -> str:
         "# Written by `fieldmon deploy broker`. Anything not allowed here is denied.",
         f"user {COLLECTOR_USER}",
         f"topic read {PREFIX}/#",
-        # Collectors announce themselves to each other (collector/peers.py).
+        # Collectors announce themselves to each other (collector/peers.py) and send agents
+        # their requests (checks/commands.py).
         f"topic readwrite {COLLECTORS_ROOT}/#",
+        f"topic write {PREFIX}/+/+/command",
         "",
     ]
     for agent in agents:
-        lines += [f"user {agent}", f"topic write {PREFIX}/{site}/{agent}/#", ""]
+        lines += [
+            f"user {agent}",
+            f"topic write {PREFIX}/{site}/{agent}/#",
+            f"topic read {PREFIX}/{site}/{agent}/command",
+            "",
+        ]
     return "\n".join(lines)
 
 
