@@ -14,7 +14,11 @@ What is understood without configuration (trap OID → catalogue item of ``snmp-
   so a target may override it (``otherwise = "WARN"`` for access ports with PCs behind them).
 * coldStart / warmStart (``.5.1`` / ``.5.2``) → ``trap.reboot``, CRIT.
 * authenticationFailure (``.5.5``) → ``trap.auth_failure``, CRIT: someone is guessing
-  communities or credentials on the device.
+  communities or credentials on the device. Except when this agent itself sent that address
+  a community it is not configured with within the last minute (the daily
+  ``sec.snmp_default_community`` probe, see :class:`agent.probes.snmp_community.OwnProbes`):
+  then the trap is the device's answer to our own probe, and it is only counted
+  (``own_probe``) and logged at debug level.
 * UPS on battery / power restored → ``trap.power`` (``on battery`` / ``mains``): APC PowerNet
   ``1.3.6.1.4.1.318.0.5`` / ``.0.9``; RFC 1628 ``upsTrapOnBattery`` and
   ``upsTrapAlarmEntryAdded`` / ``Removed`` carrying ``upsAlarmOnBattery`` (both the
@@ -23,9 +27,24 @@ What is understood without configuration (trap OID → catalogue item of ``snmp-
 Restart and authentication-failure events have no "all clear" notification: their incidents
 are closed by a person. Link and power incidents resolve with the matching up/restored trap.
 
-Everything else (camera and NVR alarms) comes from ``[[traps.map]]`` in ``agent.toml``: no
-Hikvision or Dahua MIB with notification definitions could be found in public material, so the
-table is the operator's, written from the vendor's MIB, rather than guessed here.
+* Dahua cameras and NVRs (DAHUA-SNMP-MIB, enterprise 1004849, Dahua's own file of 2014 as
+  LibreNMS ships it in ``mibs/dahua/DAHUA-SNMP-MIB``): videoLossEvent → ``trap.video_loss``,
+  videoBlindEvent → ``trap.video_tamper`` (per channel), storageFailureEvent and
+  storageSMARTAbnormityEvent → ``trap.disk`` (per disk). Each carries ``action``, a
+  DisplayString the MIB only calls "trap info"; public integrations read it as ``Start`` /
+  ``Stop``, so ``Stop`` (any case) clears the alarm and anything else raises it, with any other
+  text shown in the summary (no Dahua device was at hand to confirm the values). Motion
+  detection and alarm inputs (videoMotionEvent, localAlarmEvent) are site security events, not
+  maintenance faults, and storageLowSpaceEvent, storageInOutEvent and the record events do not
+  say which way they go; they stay unmapped (counted) unless ``[[traps.map]]`` maps them.
+* Hikvision (HIKVISION-MIB, enterprise 50001, as LibreNMS ships it in
+  ``mibs/hikvision/HIKVISION-MIB``, where the SMIv1 TRAP-TYPEs are kept as comments):
+  Power_PowerOn / Power_PowerOff / Power_ReBoot (``1.3.6.1.4.1.50001.0.1`` / ``.2`` / ``.3``)
+  → ``trap.reboot``. That MIB defines no video or disk notifications, and none could be found
+  for the 39165 tree the cameras answer polls under.
+
+Everything else comes from ``[[traps.map]]`` in ``agent.toml``, written by the operator from the
+vendor's MIB, rather than guessed here; its entries take precedence over the built-in ones.
 
 Security. v1/v2c notifications must carry one of ``traps.communities``. SNMPv3 uses USM users:
 an *inform* is authenticated with keys localised to the receiver's own engine ID (the sender
@@ -38,7 +57,8 @@ unmapped notifications and malformed datagrams are counted (:meth:`TrapReceiver.
 logged once per source and reason, never raised: a hostile or broken sender must not be able
 to stop the agent or flood its log.
 
-pysnmp is imported only by this module, and this module only when ``[traps]`` is configured.
+pysnmp is imported by this module only when ``[traps]`` is configured (the SNMP poller loads it
+only to diagnose a failing SNMPv3 target, see :mod:`agent.probes.snmp_usm`).
 pysnmp 7 wants one SnmpEngine per event loop: the engine is created in :meth:`start`, inside
 the running loop, and torn down in :meth:`stop`.
 """
@@ -66,6 +86,8 @@ from agent.probes.snmp import (
     IF_OPER_STATUS,
     OPER_STATES,
 )
+from agent.probes.snmp_community import PROBED, OwnProbes
+from agent.probes.snmp_usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 from checks.catalogue import DeviceClass
 from checks.result import Result
 from checks.status import Status
@@ -99,6 +121,30 @@ TRAP_LINK = "trap.link"
 TRAP_REBOOT = "trap.reboot"
 TRAP_AUTH_FAILURE = "trap.auth_failure"
 TRAP_POWER = "trap.power"
+TRAP_VIDEO_LOSS = "trap.video_loss"
+TRAP_VIDEO_TAMPER = "trap.video_tamper"
+TRAP_DISK = "trap.disk"
+
+#: DAHUA-SNMP-MIB (enterprise 1004849; source: Dahua's MIB file of 2014-04-28 as shipped by
+#: LibreNMS, mibs/dahua/DAHUA-SNMP-MIB). Notification OIDs, then the varbinds they carry.
+DAHUA = "1.3.6.1.4.1.1004849.2"
+DAHUA_VIDEO_MOTION = f"{DAHUA}.11.11.1"  # videoMotionEvent: not mapped (security event)
+DAHUA_VIDEO_BLIND = f"{DAHUA}.11.11.2"  # videoBlindEvent
+DAHUA_VIDEO_LOSS = f"{DAHUA}.11.11.3"  # videoLossEvent
+DAHUA_LOCAL_ALARM = f"{DAHUA}.11.12.1"  # localAlarmEvent: not mapped (alarm input)
+DAHUA_STORAGE_FAILURE = f"{DAHUA}.11.13.1"  # storageFailureEvent
+DAHUA_STORAGE_SMART = f"{DAHUA}.11.13.4"  # storageSMARTAbnormityEvent
+DAHUA_ACTION = f"{DAHUA}.12.1"  # action (DisplayString)
+DAHUA_CURRENT_TIME = f"{DAHUA}.12.2"  # currentTime (DisplayString, the device's clock)
+DAHUA_VIDEO_BLIND_INDEX = f"{DAHUA}.3.2.1.3.1.1"  # videoBlindIndex
+DAHUA_VIDEO_LOSS_INDEX = f"{DAHUA}.3.2.1.2.1.1"  # videoLossIndex
+DAHUA_LOGIC_NO = f"{DAHUA}.4.1.1.3"  # logicNo (the disk)
+#: HIKVISION-MIB (enterprise 50001; source: LibreNMS mibs/hikvision/HIKVISION-MIB): the SMIv1
+#: TRAP-TYPEs Power_PowerOn (1), Power_PowerOff (2), Power_ReBoot (3) of ENTERPRISE hikvision,
+#: in their SNMPv2 form (enterprise.0.specific, RFC 3584).
+HIKVISION_POWER_ON = "1.3.6.1.4.1.50001.0.1"
+HIKVISION_POWER_OFF = "1.3.6.1.4.1.50001.0.2"
+HIKVISION_REBOOT = "1.3.6.1.4.1.50001.0.3"
 
 ON_BATTERY, MAINS = "on battery", "mains"
 #: Most distinct sources/reasons remembered for "log once": a spoofing sender cannot grow
@@ -200,6 +246,38 @@ def _fixed(event: TrapEvent) -> Callable[[Notification], TrapEvent | None]:
     return lambda _n: event
 
 
+def _first_under(n: Notification, prefix: str) -> VarValue | None:
+    """The value of the first varbind at or under ``prefix`` (a scalar's ``.0`` instance or a
+    column's row), or None."""
+    return next((v for o, v in n.varbinds if o == prefix or o.startswith(prefix + ".")), None)
+
+
+def _dahua(check: str, what: str, index_oid: str, noun: str) -> Callable[[Notification], TrapEvent]:
+    """A DAHUA-SNMP-MIB event: ``action`` says whether it starts or stops, the index object
+    names the channel or disk (its value; its row index if the value is empty)."""
+
+    def event(n: Notification) -> TrapEvent:
+        action = str(_first_under(n, DAHUA_ACTION) or "").strip()
+        index = _first_under(n, index_oid)
+        if index is None or str(index) == "":
+            rows = n.column(index_oid)
+            index = next(iter(rows), None) if rows else None
+        item = f"{noun} {index}" if index is not None and str(index) != "" else ""
+        where = item or f"{noun} (not named in the trap)"
+        facts = {"action": action[:MAX_FACT_LEN]} if action else {}
+        device_time = _first_under(n, DAHUA_CURRENT_TIME)
+        if device_time is not None:
+            facts["device_time"] = str(device_time)[:MAX_FACT_LEN]
+        if action.lower() == "stop":
+            return TrapEvent(
+                check, "ok", item, f"{where}: {what} cleared (Dahua trap)", facts=facts
+            )
+        said = f" (action {action!r})" if action and action.lower() != "start" else ""
+        return TrapEvent(check, what, item, f"{where}: {what}{said} (Dahua trap)", facts=facts)
+
+    return event
+
+
 #: The notifications fieldmon understands by itself, by snmpTrapOID.
 BUILTIN: dict[str, Callable[[Notification], TrapEvent | None]] = {
     LINK_DOWN: lambda n: _link(n, up=False),
@@ -233,6 +311,36 @@ BUILTIN: dict[str, Callable[[Notification], TrapEvent | None]] = {
     ),
     APC_POWER_RESTORED: _fixed(
         TrapEvent(TRAP_POWER, MAINS, summary="UPS back on mains (APC powerRestored)")
+    ),
+    DAHUA_VIDEO_LOSS: _dahua(TRAP_VIDEO_LOSS, "video lost", DAHUA_VIDEO_LOSS_INDEX, "channel"),
+    DAHUA_VIDEO_BLIND: _dahua(
+        TRAP_VIDEO_TAMPER, "video blinded", DAHUA_VIDEO_BLIND_INDEX, "channel"
+    ),
+    DAHUA_STORAGE_FAILURE: _dahua(TRAP_DISK, "disk failure", DAHUA_LOGIC_NO, "disk"),
+    DAHUA_STORAGE_SMART: _dahua(TRAP_DISK, "SMART abnormal", DAHUA_LOGIC_NO, "disk"),
+    HIKVISION_POWER_ON: _fixed(
+        TrapEvent(
+            TRAP_REBOOT,
+            "powerOn",
+            summary="device powered on (Hikvision Power_PowerOn)",
+            status=Status.CRIT,
+        )
+    ),
+    HIKVISION_POWER_OFF: _fixed(
+        TrapEvent(
+            TRAP_REBOOT,
+            "powerOff",
+            summary="device shutting down (Hikvision Power_PowerOff)",
+            status=Status.CRIT,
+        )
+    ),
+    HIKVISION_REBOOT: _fixed(
+        TrapEvent(
+            TRAP_REBOOT,
+            "reboot",
+            summary="device restarting (Hikvision Power_ReBoot)",
+            status=Status.CRIT,
+        )
     ),
 }
 for _prefix in (UPS_TRAPS, f"{UPS_TRAPS}.0"):
@@ -307,21 +415,9 @@ class TrapReceiverError(ConfigError):
     """The receiver cannot listen where it is configured to (port in use, no permission)."""
 
 
-_AUTH = {
-    "md5": "USM_AUTH_HMAC96_MD5",
-    "sha": "USM_AUTH_HMAC96_SHA",
-    "sha224": "USM_AUTH_HMAC128_SHA224",
-    "sha256": "USM_AUTH_HMAC192_SHA256",
-    "sha384": "USM_AUTH_HMAC256_SHA384",
-    "sha512": "USM_AUTH_HMAC384_SHA512",
-}
-#: AES-192/256 with Blumenthal key extension, as net-snmp and our poller (gufo-snmp) use it.
-_PRIV = {
-    "des": "USM_PRIV_CBC56_DES",
-    "aes": "USM_PRIV_CFB128_AES",
-    "aes192": "USM_PRIV_CFB192_AES_BLUMENTHAL",
-    "aes256": "USM_PRIV_CFB256_AES_BLUMENTHAL",
-}
+#: pysnmp's protocol names (shared with the SNMPv3 diagnosis of the poller).
+_AUTH = AUTH_PROTOCOLS
+_PRIV = PRIV_PROTOCOLS
 #: Engine counters that mean "a notification was refused", by the name stats() reports.
 _REJECTION_COUNTERS = {
     "bad_community": ("__SNMPv2-MIB", "snmpInBadCommunityNames"),
@@ -366,10 +462,14 @@ class TrapReceiver:
         targets: Sequence[TargetConfig],
         classes: Mapping[str, DeviceClass],
         sink: Sink,
+        *,
+        own_probes: OwnProbes | None = None,
     ) -> None:
         self._cfg = cfg
         self._classes = classes
         self._sink = sink
+        #: Where the default-community probe notes the devices it provoked (same process).
+        self._own_probes = PROBED if own_probes is None else own_probes
         self._by_address: dict[str, list[TargetConfig]] = {}
         for target in targets:
             if target.address:
@@ -519,14 +619,15 @@ class TrapReceiver:
 
     def stats(self) -> dict[str, int]:
         """Counters since start: ``received`` notifications that passed SNMP security,
-        ``results`` pushed to the sink, ``unknown_source``, ``unmapped``, the rejection
+        ``results`` pushed to the sink, ``unknown_source``, ``unmapped``, ``own_probe``
+        (authenticationFailure traps our own default-community probe caused), the rejection
         reasons (``bad_community``, ``wrong_digest``, ``unknown_user``, ``security_level``,
         …) with their sum in ``rejected``, ``malformed`` datagrams and internal ``errors``."""
         out = dict(self._counts)
         for name, counter in self._counters.items():
             out[name] = int(counter.syntax)
         out["rejected"] = sum(out.get(n, 0) for n in (*_REJECTION_COUNTERS, "security_level"))
-        for name in ("received", "results", "unknown_source", "unmapped", "errors"):
+        for name in ("received", "results", "unknown_source", "unmapped", "own_probe", "errors"):
             out.setdefault(name, 0)
         return out
 
@@ -626,6 +727,17 @@ class TrapReceiver:
                 n.source,
             )
             return []
+        if n.trap_oid == AUTH_FAILURE:
+            since = self._own_probes.since(n.source)
+            if since is not None:
+                self._counts["own_probe"] += 1
+                log.debug(
+                    "trap receiver: authenticationFailure from %s ignored: this agent sent it"
+                    " a default community %.1f s ago (sec.snmp_default_community)",
+                    n.source,
+                    since,
+                )
+                return []
         event = interpret(n, self._cfg.mappings)
         target = dc = None
         if event is not None:

@@ -202,3 +202,22 @@ def test_catalogue_item_runs_at_the_inspection_interval() -> None:
     schedule = TargetSchedule(target, CLASSES["switch"], inspection_interval=86_400)
     assert schedule.intervals[CHECK] == 86_400
     assert schedule.intervals["snmp.reachable"] == 60
+
+
+async def test_probe_notes_where_it_sent_default_communities(closed_device: SnmpSim) -> None:
+    """Before the requests leave, the address goes into the registry the agent's trap
+    receiver reads, so the authenticationFailure traps they cause are not taken for an
+    intrusion (tests/test_traps.py shows that against snmpd's real traps)."""
+    target = closed_device.target(SECRET)
+    assert target.address is not None and target.snmp is not None
+    probed = community.OwnProbes()
+    assert probed.since(target.address) is None
+    obs = await community.check(target.address, target.snmp, None, probed)
+    assert obs.value == community.REFUSED
+    since = probed.since(target.address)
+    assert since is not None and 0 <= since < 10
+    # A device that stopped answering is not sent anything, so nothing is noted.
+    gone = community.OwnProbes()
+    dead = SnmpUnreachable("127.0.0.1:1: no answer to walk within 1 s")
+    await community.check(target.address, target.snmp, dead, gone)
+    assert gone.since(target.address) is None

@@ -1,6 +1,7 @@
 """SNMPv3 authPriv against net-snmp's snmpd: the agent's SNMP probe polls this machine as a
 ``server-snmp`` target and must read the same values the kernel reports, fail with a reason
-when a key is wrong, and never let a key into what it publishes."""
+when a key is wrong (UNKNOWN naming the problem, not "down": the device is up), and never let
+a key into what it publishes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import os
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import psutil
@@ -15,6 +17,7 @@ import pytest
 
 from agent.config import TargetConfig
 from agent.evaluate import to_results
+from agent.probes import snmp_usm as usm
 from agent.probes.snmp import SUPPORTED, SnmpProbe
 from agent.probes.snmp_community import CHECK as COMMUNITY_CHECK
 from checks.catalogue import load_catalogue
@@ -115,51 +118,95 @@ async def test_auth_priv_reads_this_machine(
     assert_no_keys(list(results.values()), user.auth_key, user.priv_key)
 
 
-async def test_wrong_auth_key_is_unknown_with_the_reason(snmpd: Snmpd, probe: SnmpProbe) -> None:
-    """snmpd answers a bad digest with a usmStatsWrongDigests report: the client says
-    authentication failed, and nothing is measured."""
-    target = snmpd.target(SHA_AES, auth_key=WRONG, timeout=1.0)
-    results = await poll(probe, target, CHECKS)
+def assert_refused_not_down(results: list[Result], reason: str, report: str) -> Result:
+    """A device that refuses our SNMPv3 credentials is up: reachability is UNKNOWN naming the
+    problem (never "down"/CRIT), every other item UNKNOWN with the same reason, no key shown."""
     found = by_key(results)
     reachable = found["snmp.reachable"]
-    assert reachable.value == "down"
-    assert "SNMPv3 authentication failed (check user, protocols and keys)" in reachable.summary
+    assert reachable.status is Status.UNKNOWN and reachable.value is None, reachable
+    assert reachable.summary.startswith(reason), reachable.summary
+    assert reachable.facts["snmpv3_problem"] == reason
+    assert reachable.facts.get("usm_report", "") == report
     measured = [r for r in results if r.check != "snmp.reachable"]
     assert measured and all(r.status is Status.UNKNOWN for r in measured)
     for r in measured:
-        assert r.summary.startswith("device not answering SNMP: ")
-        assert "authentication failed" in r.summary
+        assert r.summary.startswith(f"SNMPv3 credentials refused: {reason}"), r.summary
+    return reachable
+
+
+async def test_wrong_auth_key_is_unknown_with_the_reason(snmpd: Snmpd, probe: SnmpProbe) -> None:
+    """snmpd answers a bad digest with a usmStatsWrongDigests report; gufo only says
+    "authentication failed", the diagnosis reads the report's OID."""
+    target = snmpd.target(SHA_AES, auth_key=WRONG, timeout=1.0)
+    results = await poll(probe, target, CHECKS)
+    reachable = assert_refused_not_down(results, usm.AUTH_FAILED, "usmStatsWrongDigests")
+    assert "it is up, only our credentials fail" in reachable.summary
     assert_no_keys(results, WRONG, SHA_AES.auth_key, SHA_AES.priv_key)
 
 
+async def test_wrong_auth_protocol_reads_as_wrong_auth(snmpd: Snmpd, probe: SnmpProbe) -> None:
+    target = snmpd.target(SHA_AES, auth_protocol="md5", timeout=1.0)
+    results = await poll(probe, target, {"snmp.reachable", "inventory.system"})
+    assert_refused_not_down(results, usm.AUTH_FAILED, "usmStatsWrongDigests")
+
+
 async def test_wrong_priv_key_is_unknown_with_the_reason(snmpd: Snmpd, probe: SnmpProbe) -> None:
-    """snmpd cannot decrypt the request and drops it without a word, so the only evidence is
-    silence: the reason says no answer, with the budget spent."""
+    """net-snmp cannot decrypt the request and drops it without a report (its log says "error
+    parsing ScopedPDU"); the device still answers a plain request for the user, so silence to
+    encrypted ones is read as a wrong priv key."""
     target = snmpd.target(SHA_AES, priv_key=WRONG, timeout=1.0, retries=1)
+    started = time.monotonic()
     results = await poll(probe, target, CHECKS)
-    found = by_key(results)
-    assert found["snmp.reachable"].value == "down"
-    # gufo's discovery already sends the encrypted request, so it is that step that stays
-    # unanswered (a session opened before the key changed would time out on the GET).
+    took = time.monotonic() - started
+    reachable = assert_refused_not_down(results, usm.DECRYPTION_FAILED, "")
+    assert f"knows user '{SHA_AES.name}'" in reachable.summary
+    # The original failure is kept in the summary: gufo's discovery step stayed unanswered.
     assert re.search(
         r"no answer to (SNMPv3 engine discovery|GET) within 1 s \(2 attempts\)",
-        found["snmp.reachable"].summary,
-    ), found["snmp.reachable"].summary
-    measured = [r for r in results if r.check != "snmp.reachable"]
-    assert measured and all(r.status is Status.UNKNOWN for r in measured)
-    assert all("device not answering SNMP" in r.summary for r in measured)
+        reachable.summary,
+    ), reachable.summary
+    print(f"wrong priv key diagnosed in {took:.2f}s (2 x 1 s timeouts + 1 s diagnosis)")
     assert_no_keys(results, WRONG, SHA_AES.auth_key, SHA_AES.priv_key)
 
 
 async def test_unknown_user_is_refused(snmpd: Snmpd, probe: SnmpProbe) -> None:
     """An unknown user name gets a usmStatsUnknownUserNames report from snmpd."""
     target = snmpd.target(SHA_AES, user="nobody-here", timeout=1.0)
-    found = by_key(await poll(probe, target, {"snmp.reachable", "inventory.system"}))
-    reason = "SNMPv3 authentication failed (check user, protocols and keys)"
-    assert found["snmp.reachable"].value == "down"
-    assert reason in found["snmp.reachable"].summary
-    assert found["inventory.system"].status is Status.UNKNOWN
-    assert reason in found["inventory.system"].summary
+    results = await poll(probe, target, {"snmp.reachable", "inventory.system"})
+    reachable = assert_refused_not_down(results, usm.UNKNOWN_USER, "usmStatsUnknownUserNames")
+    assert "the device has no SNMPv3 user 'nobody-here'" in reachable.summary
+
+
+@pytest.mark.parametrize("black_hole", [True, False], ids=["silent", "port-unreachable"])
+async def test_v3_device_that_is_gone_is_still_down(probe: SnmpProbe, black_hole: bool) -> None:
+    """snmpd stopped: its port either swallows everything (a socket bound there that never
+    answers, like a host that drops the packets) or answers "port unreachable". Both stay
+    "down"; only the silent one is diagnosed, at the cost of about one more timeout."""
+    server = Snmpd([SHA_AES])
+    await asyncio.to_thread(server.start)
+    target = server.target(SHA_AES, timeout=0.5, retries=0)
+    await asyncio.to_thread(server.stop)
+    hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        if black_hole:
+            hole.bind((server.host, server.port))
+        started = time.monotonic()
+        found = by_key(await poll(probe, target, {"snmp.reachable", "inventory.system"}))
+        took = time.monotonic() - started
+    finally:
+        hole.close()
+        await asyncio.to_thread(server.close)
+    reachable = found["snmp.reachable"]
+    assert reachable.value == "down" and reachable.status is Status.CRIT, reachable
+    assert "snmpv3_problem" not in reachable.facts
+    assert found["inventory.system"].summary.startswith("device not answering SNMP: ")
+    if black_hole:
+        assert "no answer to SNMPv3 engine discovery within 0.5 s" in reachable.summary
+        assert 0.9 < took < 4.0, took  # gufo 0.5 s, the diagnosis 0.5 s + pysnmp start-up
+    else:
+        assert "port unreachable" in reachable.summary
+        assert took < 0.5, took
+    print(f"gone v3 device ({'silent' if black_hole else 'refused'}): {took:.2f}s")
 
 
 async def test_v3_only_agent_refuses_default_communities(snmpd: Snmpd, probe: SnmpProbe) -> None:

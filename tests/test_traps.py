@@ -21,10 +21,23 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig, TargetConfig, TrapsConfig, load_agent_config
+from agent.probes import snmp_community as community
+from agent.probes.snmp import SnmpProbe
+from agent.probes.snmp_community import PROBED, OwnProbes
 from agent.traps import (
     APC_ON_BATTERY,
     AUTH_FAILURE,
     COLD_START,
+    DAHUA_ACTION,
+    DAHUA_CURRENT_TIME,
+    DAHUA_LOGIC_NO,
+    DAHUA_STORAGE_FAILURE,
+    DAHUA_STORAGE_SMART,
+    DAHUA_VIDEO_BLIND,
+    DAHUA_VIDEO_BLIND_INDEX,
+    DAHUA_VIDEO_LOSS,
+    DAHUA_VIDEO_LOSS_INDEX,
+    DAHUA_VIDEO_MOTION,
     IF_INDEX,
     LINK_DOWN,
     LINK_UP,
@@ -39,6 +52,7 @@ from fieldmon.configfile import ConfigError
 from tests.support.broker import Broker
 from tests.support.configs import agent_toml, collector_toml
 from tests.support.procs import Proc, http_json, wait_for
+from tests.support.snmpd import Snmpd, SnmpdUser
 from tests.support.snmpsim import SnmpSim, free_udp_port, recordings_dir
 
 COMMUNITY = "fm-trap-community"
@@ -96,11 +110,13 @@ def v3(kind: str, port: int, oid: str, *opts: str) -> list[str]:
 AUTH_PRIV = ["-l", "authPriv", "-a", "SHA", "-A", V3_AUTH, "-x", "AES", "-X", V3_PRIV]
 
 
-def target(name: str, address: str, **extra: Any) -> TargetConfig:
+def target(
+    name: str, address: str, device_class: str = "snmp-device", **extra: Any
+) -> TargetConfig:
     return TargetConfig.model_validate(
         {
             "name": name,
-            "class": "snmp-device",
+            "class": device_class,
             "address": address,
             "snmp": {"community": "public"},
             **extra,
@@ -129,17 +145,28 @@ def traps_config(port: int, **extra: Any) -> TrapsConfig:
 
 
 class Receiver:
-    """A started receiver on a free loopback port and the results it produced."""
+    """A started receiver on a free loopback port and the results it produced.
 
-    def __init__(self, tmp: Path) -> None:
+    It reads its own :class:`OwnProbes` registry unless given one, so default-community probes
+    other tests of the same session sent to 127.0.0.1 cannot hide its authenticationFailure
+    traps; the tests of that feature pass the agent's shared :data:`PROBED` explicitly.
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        targets: Sequence[TargetConfig] | None = None,
+        own_probes: OwnProbes | None = None,
+    ) -> None:
         self.tmp = tmp
         self.results: list[Result] = []
         self.arrived = asyncio.Event()
         self.rx = TrapReceiver(
             traps_config(free_udp_port()),
-            [target("sw1", "127.0.0.1")],
+            [target("sw1", "127.0.0.1")] if targets is None else targets,
             load_catalogue(),
             self.sink,
+            own_probes=OwnProbes() if own_probes is None else own_probes,
         )
 
     def sink(self, results: Sequence[Result]) -> None:
@@ -161,9 +188,12 @@ class Receiver:
                 await self.arrived.wait()
         return self.results
 
-    async def settle(self) -> None:
+    async def settle(self, seconds: float = 0.3) -> None:
         """Give datagrams that must produce nothing the time to be processed."""
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(seconds)
+
+    def of(self, check: str) -> list[Result]:
+        return [r for r in self.results if r.check == check]
 
 
 @pytest.fixture
@@ -332,6 +362,237 @@ async def test_garbage_datagrams_do_not_kill_the_receiver(receiver: Receiver) ->
     assert stats["malformed"] >= 3 and stats["received"] == 1
 
 
+# ------------------------------------------- our own default-community probe (real snmpd)
+
+
+SNMPD_USER = SnmpdUser("fm-trap-v3", auth_key="Auth-Key-3d1c55", priv_key="Priv-Key-77ab90")
+#: The community the agent polls snmpd with: not a default name, so the probe sends both.
+OWN_COMMUNITY = "fm-own-community"
+
+
+async def start_snmpd(port: int) -> Snmpd:
+    """snmpd on loopback, answering OWN_COMMUNITY, sending its traps (authenticationFailure
+    included, ``authtrapenable 1``) to the receiver on ``port`` with the receiver's community."""
+    server = Snmpd([SNMPD_USER], communities=(OWN_COMMUNITY,), trap_sink=(port, COMMUNITY))
+    await asyncio.to_thread(server.start)
+    return server
+
+
+async def own_probe_count(receiver: Receiver, count: int) -> None:
+    """Wait (10 s at most) until ``count`` authenticationFailure traps were taken for ours."""
+    for _ in range(200):
+        if receiver.rx.stats()["own_probe"] >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"own_probe stayed at {receiver.rx.stats()['own_probe']}, not {count}")
+
+
+async def wait_for_result(receiver: Receiver, check: str, count: int = 1) -> list[Result]:
+    async with asyncio.timeout(10):
+        while len(receiver.of(check)) < count:
+            receiver.arrived.clear()
+            await receiver.arrived.wait()
+    return receiver.of(check)
+
+
+async def test_own_default_community_probe_raises_no_auth_failure(tmp_path: Path) -> None:
+    """The agent's real path: the SNMP probe runs sec.snmp_default_community against snmpd,
+    snmpd answers each wrong community with an authenticationFailure trap to the agent's
+    receiver, and the receiver (reading the same process-wide registry) only counts them. A
+    genuine authenticationFailure from another device still becomes trap.auth_failure."""
+    PROBED.clear()
+    receiver = Receiver(
+        tmp_path, [target("srv-1", "127.0.0.1"), target("sw2", "127.0.0.2")], own_probes=PROBED
+    )
+    await receiver.rx.start()
+    server = await start_snmpd(receiver.port)
+    probe = SnmpProbe({})
+    try:
+        # snmpd's coldStart trap proves the sink reaches the receiver.
+        [cold] = await wait_for_result(receiver, "trap.reboot")
+        assert cold.target == "srv-1" and cold.value == "coldStart"
+
+        agent_target = TargetConfig.model_validate(
+            {
+                "name": "srv-1",
+                "class": "server-snmp",
+                "address": "127.0.0.1",
+                "snmp": {"port": server.port, "community": OWN_COMMUNITY, "timeout": 1.0},
+            }
+        )
+        started = time.monotonic()
+        found = {o.check: o for o in await probe.collect(agent_target, {community.CHECK})}
+        assert found[community.CHECK].value == community.REFUSED, found[community.CHECK]
+        assert PROBED.since("127.0.0.1") is not None
+
+        # Both rejected communities made snmpd send a trap; both are only counted.
+        await own_probe_count(receiver, 2)
+        took = time.monotonic() - started
+        await receiver.settle(0.5)
+        assert receiver.of("trap.auth_failure") == []
+        assert receiver.rx.stats()["own_probe"] == 2
+        print(f"probe + 2 authenticationFailure traps ignored in {took:.2f}s")
+
+        # Someone else guessing a community on another device is still reported.
+        rc, out = await receiver.send(*v2c(receiver.port, AUTH_FAILURE, source="127.0.0.2"))
+        assert rc == 0, out
+        [alarm] = await wait_for_result(receiver, "trap.auth_failure")
+        assert (alarm.target, alarm.status) == ("sw2", Status.CRIT)
+    finally:
+        await probe.close()
+        await asyncio.to_thread(server.close)
+        await receiver.rx.stop()
+        PROBED.clear()
+
+
+async def test_auth_failure_outside_the_window_is_reported(tmp_path: Path) -> None:
+    """The same snmpd, the probe noted in a registry on a clock moved by hand: a guessed
+    community a minute after our probe (real snmpget, real trap from snmpd) is an alarm; one
+    inside the minute is taken for our own."""
+    now = [1000.0]
+    probed = OwnProbes(clock=lambda: now[0])
+    receiver = Receiver(tmp_path, [target("srv-1", "127.0.0.1")], own_probes=probed)
+    await receiver.rx.start()
+    server = await start_snmpd(receiver.port)
+    try:
+        await wait_for_result(receiver, "trap.reboot")
+        config = TargetConfig.model_validate(
+            {
+                "name": "srv-1",
+                "class": "server-snmp",
+                "address": "127.0.0.1",
+                "snmp": {"port": server.port, "community": OWN_COMMUNITY, "timeout": 1.0},
+            }
+        ).snmp
+        assert config is not None
+        obs = await community.check("127.0.0.1", config, None, probed)
+        assert obs.value == community.REFUSED
+        await own_probe_count(receiver, 2)
+
+        guess = ["snmpget", "-v", "2c", "-c", "guessed", "-t", "0.5", "-r", "0"]
+        guess += [f"127.0.0.1:{server.port}", "1.3.6.1.2.1.1.3.0"]
+        now[0] += 59.0  # still inside the window: counted as ours
+        await receiver.send(*guess)
+        await own_probe_count(receiver, 3)
+        assert receiver.of("trap.auth_failure") == []
+
+        now[0] += 2.0  # 61 s after the probe: somebody else is guessing
+        await receiver.send(*guess)
+        [alarm] = await wait_for_result(receiver, "trap.auth_failure")
+        assert (alarm.target, alarm.status, alarm.value) == (
+            "srv-1",
+            Status.CRIT,
+            "authenticationFailure",
+        )
+        assert receiver.rx.stats()["own_probe"] == 3
+    finally:
+        await asyncio.to_thread(server.close)
+        await receiver.rx.stop()
+
+
+def test_own_probe_registry_window_addresses_and_bound() -> None:
+    now = [0.0]
+    probed = OwnProbes(60.0, clock=lambda: now[0], limit=3)
+    assert probed.since("192.0.2.1") is None
+    probed.note("2001:DB8::0:1")
+    now[0] = 60.0
+    assert probed.since("2001:db8::1") == 60.0  # one spelling per address, window inclusive
+    now[0] = 60.5
+    assert probed.since("2001:db8::1") is None
+    for i in range(5):
+        probed.note(f"192.0.2.{i}")
+    # The bound keeps the newest notes.
+    assert [probed.since(f"192.0.2.{i}") is not None for i in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
+# ------------------------------------------------------------- vendor traps (snmptrap)
+
+
+async def test_dahua_video_loss_tamper_and_disk_traps(tmp_path: Path) -> None:
+    """DAHUA-SNMP-MIB notifications as a Dahua NVR sends them: ``action`` Start raises the
+    channel's or disk's alarm, Stop clears it; motion detection is not a maintenance fault."""
+    receiver = Receiver(tmp_path, [target("nvr-1", "127.0.0.1", device_class="nvr")])
+    await receiver.rx.start()
+    port = receiver.port
+
+    def dahua(oid: str, action: str, index_oid: str, index: int) -> list[str]:
+        return v2c(
+            port,
+            oid,
+            f"{DAHUA_ACTION}.0",
+            "s",
+            action,
+            f"{DAHUA_CURRENT_TIME}.0",
+            "s",
+            "2026/12/4 Fri 23:10:05",
+            f"{index_oid}.{index}",
+            "i",
+            str(index),
+        )
+
+    try:
+        for args in (
+            dahua(DAHUA_VIDEO_LOSS, "Start", DAHUA_VIDEO_LOSS_INDEX, 3),
+            dahua(DAHUA_VIDEO_BLIND, "Start", DAHUA_VIDEO_BLIND_INDEX, 5),
+            dahua(DAHUA_STORAGE_FAILURE, "Start", DAHUA_LOGIC_NO, 1),
+            dahua(DAHUA_VIDEO_MOTION, "Start", "1.3.6.1.4.1.1004849.2.3.2.1.1.1.1", 2),
+            dahua(DAHUA_VIDEO_LOSS, "Stop", DAHUA_VIDEO_LOSS_INDEX, 3),
+            dahua(DAHUA_STORAGE_SMART, "Start", DAHUA_LOGIC_NO, 2),
+        ):
+            rc, out = await receiver.send(*args)
+            assert rc == 0, out
+        results = await receiver.wait(5)
+        got = [(r.target, r.check, r.item, r.value, r.status) for r in results]
+        assert got == [
+            ("nvr-1", "trap.video_loss", "channel 3", "video lost", Status.CRIT),
+            ("nvr-1", "trap.video_tamper", "channel 5", "video blinded", Status.CRIT),
+            ("nvr-1", "trap.disk", "disk 1", "disk failure", Status.CRIT),
+            ("nvr-1", "trap.video_loss", "channel 3", "ok", Status.OK),
+            ("nvr-1", "trap.disk", "disk 2", "SMART abnormal", Status.CRIT),
+        ]
+        assert results[0].facts["action"] == "Start"
+        assert results[0].facts["device_time"] == "2026/12/4 Fri 23:10:05"
+        await receiver.settle()
+        assert receiver.rx.stats()["unmapped"] == 1  # the motion event
+    finally:
+        await receiver.rx.stop()
+
+
+async def test_hikvision_power_traps_are_restarts(tmp_path: Path) -> None:
+    """HIKVISION-MIB's SMIv1 Power_ReBoot (enterprise 50001, specific 3), sent as SNMPv1."""
+    receiver = Receiver(tmp_path, [target("cam-1", "127.0.0.1", device_class="camera")])
+    await receiver.rx.start()
+    try:
+        v1 = ["snmptrap", "-v", "1", "-c", COMMUNITY, f"127.0.0.1:{receiver.port}"]
+        rc, out = await receiver.send(*v1, "1.3.6.1.4.1.50001", "127.0.0.1", "6", "3", "")
+        assert rc == 0, out
+        [reboot] = await receiver.wait(1)
+        assert (reboot.target, reboot.check, reboot.value, reboot.status) == (
+            "cam-1",
+            "trap.reboot",
+            "reboot",
+            Status.CRIT,
+        )
+        assert reboot.facts["trap_oid"] == "1.3.6.1.4.1.50001.0.3"
+    finally:
+        await receiver.rx.stop()
+
+
+def test_dahua_action_other_than_start_or_stop_is_shown() -> None:
+    index = ((f"{DAHUA_VIDEO_LOSS_INDEX}.4", 4), (f"{DAHUA_ACTION}.0", "Pulse"))
+    event = interpret(Notification("192.0.2.1", DAHUA_VIDEO_LOSS, index))
+    assert event is not None and (event.item, event.value) == ("channel 4", "video lost")
+    assert "action 'Pulse'" in event.summary
+    bare = interpret(Notification("192.0.2.1", DAHUA_STORAGE_FAILURE, ()))
+    assert bare is not None and bare.item == "" and "not named in the trap" in bare.summary
+
+
 # ------------------------------------------------------------------------ mapping, no network
 
 
@@ -339,7 +600,8 @@ def _receiver_without_socket(
     cfg: TrapsConfig, targets: list[TargetConfig], classes: Any
 ) -> tuple[TrapReceiver, list[Result]]:
     results: list[Result] = []
-    return TrapReceiver(cfg, targets, classes, results.extend), results
+    rx = TrapReceiver(cfg, targets, classes, results.extend, own_probes=OwnProbes())
+    return rx, results
 
 
 def test_interface_naming_follows_the_poller() -> None:
@@ -375,8 +637,8 @@ def test_rfc1628_ups_traps() -> None:
 
 
 def test_vendor_map_routes_to_the_first_target_that_defines_the_check(tmp_path: Path) -> None:
-    # A made-up enterprise OID: no real camera alarm OIDs were found in public MIBs, which is
-    # exactly why the table is configuration.
+    # A made-up enterprise OID: the operator's table is for vendors fieldmon has no built-in
+    # mapping for.
     (tmp_path / "nvr.toml").write_text(
         """
 class = "test-nvr"

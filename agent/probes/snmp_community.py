@@ -24,14 +24,25 @@ is never part of the result.
 
 The probe follows the configured version for SNMPv1 devices (which may not speak v2c) and
 uses SNMPv2c otherwise. Each wrong community makes the device count an authentication failure
-and, if it sends authentication traps, an ``authenticationFailure`` trap, which a trap receiver
-(this agent's too, as ``trap.auth_failure``) records: one per default community per inspection
-run. That is why this runs at the inspection interval and never at every poll.
+and, if it sends authentication traps, an ``authenticationFailure`` trap: one per default
+community per inspection run. That is why this runs at the inspection interval and never at
+every poll. Those traps are this agent's own doing, so before sending, :func:`ask` notes the
+address in :data:`PROBED` (an :class:`OwnProbes`); the agent's trap receiver
+(:mod:`agent.traps`) consults it and only counts an ``authenticationFailure`` from an address
+noted there within the last :data:`OWN_PROBE_WINDOW` seconds instead of raising
+``trap.auth_failure``. Another receiver (the customer's NMS) still sees them, once a day.
+
+The address is noted as configured. A target named by host name is never matched by the trap
+receiver (it matches the UDP source address against IP literals), so its traps cannot be
+mistaken for an intrusion here either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -50,6 +61,14 @@ REFUSED = "refused"
 #: it accepts within milliseconds on a LAN, and every second here delays the inspection run.
 MAX_TIMEOUT = 2.0
 
+#: How long after sending a default community an ``authenticationFailure`` trap from that
+#: address is taken as the device's answer to our own probe (seconds). A device sends the trap
+#: within milliseconds of the rejected request; a minute also covers a slow trap queue.
+OWN_PROBE_WINDOW = 60.0
+#: Most addresses remembered at once; only reached if thousands of targets are inspected
+#: within one window, and then the oldest notes go first.
+MAX_NOTED = 4096
+
 _SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 _SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 
@@ -62,6 +81,66 @@ class Answer:
     answered: bool
     #: sysDescr (first line) or sysObjectID the device gave away; the error if it replied one.
     evidence: str = ""
+
+
+def canonical_address(address: str) -> str:
+    """One spelling per IP address (IPv6 case and ``::``), so the probe's note and the trap's
+    UDP source compare equal; anything else is kept as given."""
+    try:
+        return str(ipaddress.ip_address(address.strip()))
+    except ValueError:
+        return address.strip()
+
+
+class OwnProbes:
+    """Addresses this agent recently sent a community it is not configured with.
+
+    Shared by the probe (which notes) and the trap receiver (which asks) within one agent
+    process, so that the ``authenticationFailure`` traps our own default-community probe
+    causes are not reported as someone guessing communities. Both run on the agent's event
+    loop, so no lock is needed. ``clock`` is monotonic seconds (replaceable in tests).
+    """
+
+    def __init__(
+        self,
+        window: float = OWN_PROBE_WINDOW,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        limit: int = MAX_NOTED,
+    ) -> None:
+        self.window = window
+        self._clock = clock
+        self._limit = limit
+        self._sent: dict[str, float] = {}
+
+    def note(self, address: str) -> None:
+        """Record that a non-configured community is being sent to ``address`` now."""
+        now = self._clock()
+        key = canonical_address(address)
+        self._sent.pop(key, None)  # re-insert: the dict stays ordered oldest first
+        self._sent[key] = now
+        if len(self._sent) > self._limit:
+            for old in [a for a, t in self._sent.items() if now - t > self.window]:
+                del self._sent[old]
+            while len(self._sent) > self._limit:
+                del self._sent[next(iter(self._sent))]
+
+    def clear(self) -> None:
+        """Forget every note (tests, or a process that starts over)."""
+        self._sent.clear()
+
+    def since(self, address: str) -> float | None:
+        """Seconds since a non-configured community was last sent to ``address``, if that was
+        within the window; None otherwise."""
+        sent = self._sent.get(canonical_address(address))
+        if sent is None:
+            return None
+        age = self._clock() - sent
+        return age if 0 <= age <= self.window else None
+
+
+#: The agent's one registry: the SNMP probe notes into it, the trap receiver reads it.
+PROBED = OwnProbes()
 
 
 def probe_config(config: SnmpConfig, community: str) -> SnmpConfig:
@@ -90,12 +169,17 @@ def configured_default(config: SnmpConfig) -> str | None:
     return community if community in DEFAULTS else None
 
 
-async def ask(address: str, config: SnmpConfig, community: str) -> Answer:
+async def ask(
+    address: str, config: SnmpConfig, community: str, probed: OwnProbes | None = None
+) -> Answer:
     """One GET of sysObjectID.0 and sysDescr.0 with ``community``.
 
     Any reply counts as answered, an SNMP error reply too: a device that rejects a community
-    sends nothing at all. Silence (or "port unreachable") is not answered.
+    sends nothing at all. Silence (or "port unreachable") is not answered. The address is noted
+    in ``probed`` (default :data:`PROBED`) before the request leaves, so the trap the device
+    may send in answer is already expected when it arrives.
     """
+    (PROBED if probed is None else probed).note(address)
     client = SnmpClient(address, probe_config(config, community))
     try:
         got = await client.get_many([_SYS_OBJECT_ID, _SYS_DESCR])
@@ -152,13 +236,19 @@ def verdict(config: SnmpConfig, answers: list[Answer]) -> Observation:
     return Observation(CHECK, ", ".join(found), summary="; ".join(parts)[:1000], facts=facts)
 
 
-async def check(address: str, config: SnmpConfig, dead: SnmpClientError | None) -> Observation:
+async def check(
+    address: str,
+    config: SnmpConfig,
+    dead: SnmpClientError | None,
+    probed: OwnProbes | None = None,
+) -> Observation:
     """Ask the device every default community it is not polled with (concurrently, each on
     its own socket) and judge. ``dead`` is the collection's "device stopped answering": then
-    silence would prove nothing, so the item is UNKNOWN."""
+    silence would prove nothing, so the item is UNKNOWN. ``probed`` is the registry the sends
+    are noted in (default :data:`PROBED`, the one the agent's trap receiver reads)."""
     if dead is not None:
         return unknown(CHECK, f"device stopped answering during the collection: {dead}")
     own = configured_default(config)
     candidates = [c for c in DEFAULTS if c != own]
-    answers = await asyncio.gather(*(ask(address, config, c) for c in candidates))
+    answers = await asyncio.gather(*(ask(address, config, c, probed) for c in candidates))
     return verdict(config, list(answers))

@@ -6,7 +6,10 @@ storage from the mounted file systems), so tests can compare what the probe read
 the machine says. Each :class:`Snmpd` gets a free 127.0.0.1 UDP port and its own folder with a
 generated configuration: ``createUser`` lines for SNMPv3 users and ``rouser … priv`` so that
 only authenticated and encrypted requests are served; ``communities`` optionally adds
-``rocommunity`` lines restricted to 127.0.0.1 (a device that still answers v2c).
+``rocommunity`` lines restricted to 127.0.0.1 (a device that still answers v2c). ``trap_sink``
+adds a ``trap2sink`` to a receiver on loopback with ``authtrapenable 1``, so snmpd sends an
+SNMPv2c authenticationFailure trap for every request with a community it does not know, as a
+field device set up to report intrusions does (and a coldStart trap when it starts).
 
 snmpd runs in the foreground (``-f``), logs to its output file (``-Lo``), reads only the
 generated file (``-C -c``), keeps its persistent state (where ``createUser`` turns into
@@ -109,6 +112,7 @@ class Snmpd:
         users: list[SnmpdUser],
         *,
         communities: tuple[str, ...] = (),
+        trap_sink: tuple[int, str] | None = None,
         start_timeout: float = 60.0,
     ) -> None:
         if not users:
@@ -118,6 +122,10 @@ class Snmpd:
                 raise ValueError(f"community {community!r}: letters, digits and _.@%+=- only")
         self.users = users
         self.communities = communities
+        if trap_sink is not None and not _SAFE.fullmatch(trap_sink[1]):
+            raise ValueError("trap_sink community: letters, digits and _.@%+=- only")
+        #: (UDP port on 127.0.0.1, community) that traps are sent to, if any.
+        self.trap_sink = trap_sink
         self.start_timeout = start_timeout
         self.port = free_udp_port(self.host)
         self.workdir = Path(tempfile.mkdtemp(prefix="fieldmon-snmpd-"))
@@ -136,6 +144,9 @@ class Snmpd:
             "sysContact nobody@example.invalid",
         ]
         lines += [f"rocommunity {c} {self.host}" for c in self.communities]
+        if self.trap_sink is not None:
+            port, community = self.trap_sink
+            lines += ["authtrapenable 1", f"trap2sink {self.host}:{port} {community}"]
         return "\n".join(lines) + "\n" + "".join(u.conf_lines() for u in self.users)
 
     def start(self) -> None:
