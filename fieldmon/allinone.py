@@ -96,6 +96,18 @@ def _password_hash(path: Path) -> str:
     return PasswordHasher().hash(path.read_text().strip())
 
 
+def _session_secret(state_dir: Path) -> Path:
+    """The console's cookie-signing key, drawn once and kept in the state folder (0600): kept,
+    so a restart does not sign everyone out; drawn here, so no start warns that it is
+    missing. The file is created with its final mode, never readable by others even briefly."""
+    path = state_dir / "session-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_hex(32) + "\n")
+    return path
+
+
 def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -151,6 +163,7 @@ def run_all(
     if not password_file.exists():
         password_file.write_text(secrets.token_urlsafe(12) + "\n")
         password_file.chmod(0o600)
+    secret_file = _session_secret(state_dir)
     coll = state_dir / "collector.toml"
     coll.write_text(
         "# Written by `fieldmon run` (embedded defaults); edit and run the collector yourself\n"
@@ -159,6 +172,7 @@ def run_all(
         + f"[mqtt]\nhost = {_toml_str(host)}\nport = {port}\n"
         f"[database]\nurl = {_toml_str('sqlite:///' + str(state_dir / 'collector.db'))}\n"
         f'[http]\nlisten = "127.0.0.1"\nport = {http_port}\n'
+        f"session_secret_file = {_toml_str(str(secret_file))}\n"
         + (
             ""
             if demo_site

@@ -30,7 +30,12 @@ from tests.support.procs import Proc, http_call, http_json, wait_for
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ENGINEER, ADMIN = TOKENS["engineer"], TOKENS["admin"]
-PASSWORDS = {"li.wei": "engineer-pass-1", "wang.fang": "customer-pass-1"}
+PASSWORDS = {
+    "li.wei": "engineer-pass-1",
+    "wang.fang": "customer-pass-1",
+    "sam.lee": "engineer-pass-2",
+    "zhao.min": "customer-pass-2",
+}
 
 pytestmark = pytest.mark.skipif(
     not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
@@ -64,6 +69,11 @@ def running_console(
         f'password_hash = "{hasher.hash(PASSWORDS["li.wei"])}"\n'
         '[[users]]\nname = "wang.fang"\nrole = "customer"\nsites = ["s1"]\nlang = "en"\n'
         f'password_hash = "{hasher.hash(PASSWORDS["wang.fang"])}"\n'
+        # The same two roles in the other language, for the screenshots of every page.
+        '[[users]]\nname = "sam.lee"\nrole = "engineer"\nlang = "en"\n'
+        f'password_hash = "{hasher.hash(PASSWORDS["sam.lee"])}"\n'
+        '[[users]]\nname = "zhao.min"\nrole = "customer"\nsites = ["s1"]\nlang = "zh-CN"\n'
+        f'password_hash = "{hasher.hash(PASSWORDS["zhao.min"])}"\n'
     )
     if seed is not None:
         seed(f"sqlite:///{tmp}/collector.db")

@@ -11,12 +11,16 @@ failed logins are answered 429. Screenshots of every page at desktop (1366x900) 
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import json
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -46,6 +50,8 @@ ENGINEER, ADMIN = TOKENS["engineer"], TOKENS["admin"]
 CONTACTS = ["it@example-psb.cn", "duty@example-psb.cn"]
 TZ = ZoneInfo("Asia/Shanghai")  # the collector's default time zone
 REMARK = "风扇噪音偏大，建议下次巡检时更换"
+DEVICE_REMARK = "机柜温度偏高，已通知物业调整空调"
+ADVICE = "已与客户约定本月20日更换证书"
 
 
 def _months() -> tuple[str, str]:
@@ -83,6 +89,12 @@ def _seed(db_url: str) -> None:
         ]
 
     try:
+        # An inspection in the last quarter, so its quarterly report is listed for review.
+        first = datetime.now(TZ).replace(day=1, hour=12, minute=0, second=0, microsecond=0)
+        in_last_quarter = first.replace(month=(first.month - 1) // 3 * 3 + 1) - timedelta(days=10)
+        at_q = in_last_quarter.astimezone(UTC)
+        nvr = device("nvr-1", "nvr", "Hikvision", Status.OK, at_q)
+        store.ingest("s1", "a1", nvr, classes, Policy(), at_q)
         for at in (last_month, now - timedelta(minutes=2)):
             store.ingest(
                 "s1",
@@ -92,6 +104,9 @@ def _seed(db_url: str) -> None:
                 Policy(),
                 at,
             )
+        # A certificate 20 days from expiry last month: a hidden danger in that report.
+        cert = r("nvr-1", "nvr", "tls.days_left", Status.OK, last_month, value=20, unit="d")
+        store.ingest("s1", "a1", [cert], classes, Policy(), last_month)
         old = now - timedelta(days=40)
         store.ingest(
             "s1", "a1", device("ups-1", "ups", "APC", Status.CRIT, old), classes, Policy(), old
@@ -187,11 +202,55 @@ def _rows(driver: WebDriver) -> list[dict[str, str]]:
     ]
 
 
+def _fetch(driver: WebDriver, url: str) -> tuple[int, bytes]:
+    """Status and body of a GET carrying the browser's cookies (a download's bytes)."""
+    cookie = "; ".join(f"{c['name']}={c['value']}" for c in driver.get_cookies())
+    req = urllib.request.Request(url, headers={"Cookie": cookie})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return int(resp.status), resp.read()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read()
+
+
 def _pdf_text(path: Path) -> str:
     out = subprocess.run(
         ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True
     ).stdout
     return re.sub(r"\s+", "", out)
+
+
+def test_remark_kinds_apply_twice_alike_and_leave_old_hashes_alone() -> None:
+    """The device and hidden-danger remarks: applying them again gives the same data, taking
+    one away brings the suggested action back, and a report with none of them hashes as it
+    did before they existed (so an approval made then still holds)."""
+    from collector.reports.review import apply_remarks, content_hash, parse_remarks
+
+    def report() -> dict[str, object]:
+        item = {"check": "snmp.reachable", "item": "", "remark": ""}
+        danger = {"device": "nvr:1", "kind": "tls", "item": "", "action": "renew it"}
+        return {
+            "cover": {"site": "s1"},
+            "devices": [{"name": "nvr:1", "items": [item]}],
+            "dangers": [danger],
+        }
+
+    before = content_hash(report())
+    plain = report()
+    assert apply_remarks(plain, {}) == [] and content_hash(plain) == before
+    remarks = parse_remarks(
+        ["nvr:1:@device=机柜温度偏高", "nvr:1:@danger/tls=本月20日更换", "nvr:1:snmp.reachable=ok"]
+    )
+    assert remarks["nvr:1:@device"] == "机柜温度偏高"
+    data = report()
+    assert apply_remarks(data, remarks) == []
+    once = content_hash(data)
+    assert apply_remarks(data, remarks) == [] and content_hash(data) == once != before
+    dev, danger = data["devices"][0], data["dangers"][0]  # type: ignore[index]
+    assert dev["remark"] == "机柜温度偏高"
+    assert danger["action"] == "本月20日更换" and danger["suggested"] == "renew it"
+    assert apply_remarks(data, {}) == [] and content_hash(data) == before
+    assert apply_remarks(report(), {"nvr:1:@danger/disk": "x"}) == ["nvr:1:@danger/disk"]
 
 
 def test_engineer_reviews_approves_downloads_and_sends_a_report(
@@ -214,10 +273,15 @@ def test_engineer_reviews_approves_downloads_and_sends_a_report(
     assert any(kind == "quarterly" for kind, _ in rows)
     _shots(browser, console.shots, "reports")
 
-    # The running month can get remarks but not an approval: its figures still move.
+    # The running month can get remarks but not an approval: its figures still move, and the
+    # page says so and from which day it can be approved.
     browser.get(f"{base}/sites/s1/reports/monthly/{this_month}")
-    assert browser.find_element(By.ID, "not-over").is_displayed()
+    notice = browser.find_element(By.ID, "not-over")
+    assert notice.is_displayed() and this_month in notice.text
+    first_next = (datetime.now(TZ).replace(day=28) + timedelta(days=4)).replace(day=1)
+    assert first_next.strftime("%Y-%m-%d") in notice.text and "审核" in notice.text
     assert not browser.find_elements(By.ID, "review-approve")
+    assert browser.find_element(By.ID, "review-save").is_displayed()
 
     browser.get(f"{base}/sites/s1/reports?lang=zh-CN")
     link = browser.find_element(
@@ -230,14 +294,38 @@ def test_engineer_reviews_approves_downloads_and_sends_a_report(
     assert frame.get_attribute("sandbox") == ""
     box = browser.find_element(By.CSS_SELECTOR, 'input.remark[data-key="nvr-1:snmp.reachable"]')
     box.send_keys(REMARK)
+    # The device's own remark, and a recommendation replacing a hidden danger's suggestion.
+    device_box = browser.find_element(By.CSS_SELECTOR, '[data-key="nvr-1:@device"]')
+    device_box.send_keys(DEVICE_REMARK)
+    advice_box = browser.find_element(By.CSS_SELECTOR, 'textarea[data-key="nvr-1:@danger/tls"]')
+    suggested = str(advice_box.get_attribute("placeholder"))
+    assert suggested, "the suggested action is shown"
+    advice_box.send_keys(ADVICE)
     _submit(browser, "review-save")
     assert browser.find_element(By.ID, "review-saved").is_displayed()
     box = browser.find_element(By.CSS_SELECTOR, 'input.remark[data-key="nvr-1:snmp.reachable"]')
     assert box.get_attribute("value") == REMARK
-    # The framed report (the same HTML the reports write) prints the remark already.
+    device_box = browser.find_element(By.CSS_SELECTOR, '[data-key="nvr-1:@device"]')
+    assert device_box.get_attribute("value") == DEVICE_REMARK
+    advice_box = browser.find_element(By.CSS_SELECTOR, 'textarea[data-key="nvr-1:@danger/tls"]')
+    assert advice_box.get_attribute("value") == ADVICE
+    # The framed report (the same HTML the reports write) prints the remarks already.
     browser.switch_to.frame(browser.find_element(By.ID, "report-frame"))
     WebDriverWait(browser, 20).until(lambda d: REMARK in d.find_element(By.TAG_NAME, "body").text)
+    framed = browser.find_element(By.TAG_NAME, "body").text
+    assert DEVICE_REMARK in framed and ADVICE in framed and suggested not in framed
     browser.switch_to.default_content()
+    # The report's data (JSON, as `fieldmon report --format json` writes it) carries them.
+    status, raw = _fetch(
+        browser, f"{base}/sites/s1/reports/monthly/{last_month}/download/json?lang=zh-CN"
+    )
+    assert status == 200
+    data = json.loads(raw)
+    (nvr,) = [d for d in data["devices"] if d["name"] == "nvr-1"]
+    assert nvr["remark"] == DEVICE_REMARK
+    assert {it["remark"] for it in nvr["items"] if it["check"] == "snmp.reachable"} == {REMARK}
+    (tls,) = [z for z in data["dangers"] if z["kind"] == "tls"]
+    assert tls["action"] == ADVICE and tls["suggested"] == suggested
     _shots(browser, console.shots, "report-draft")
 
     _submit(browser, "review-approve")
@@ -264,6 +352,7 @@ def test_engineer_reviews_approves_downloads_and_sends_a_report(
     WebDriverWait(browser, 120, poll_frequency=0.5).until(done)
     text = _pdf_text(downloads / name)
     assert REMARK in text
+    assert DEVICE_REMARK in text and ADVICE in text and suggested.replace(" ", "") not in text
     assert "已审核" in text and "li.wei" in text
     assert f"RPT-s1-{last_month}-v1" in text
 
@@ -296,6 +385,18 @@ def test_engineer_reviews_approves_downloads_and_sends_a_report(
     assert not browser.find_elements(By.ID, "send"), "only monthly reports are mailed"
     html = f"{base}/sites/s1/reports/quarterly/{quarter}/download/html?lang=zh-CN"
     assert _status(browser, html) == 200
+    status, raw = _fetch(
+        browser, f"{base}/sites/s1/reports/quarterly/{quarter}/download/pdf?lang=zh-CN"
+    )
+    assert status == 200 and raw.startswith(b"%PDF")
+    quarter_pdf = tmp_path / "quarter.pdf"
+    quarter_pdf.write_bytes(raw)
+    assert f"QRT-s1-{quarter}-v1" in _pdf_text(quarter_pdf)
+    browser.get(f"{base}/sites/s1/reports?lang=zh-CN")
+    row = browser.find_element(
+        By.CSS_SELECTOR, f'tr[data-period="{quarter}"][data-kind="quarterly"]'
+    )
+    assert row.get_attribute("data-state") == "approved"
 
     # The list shows who approved it.
     browser.get(f"{base}/sites/s1/reports?lang=zh-CN")
@@ -394,6 +495,9 @@ def test_customer_reports_a_fault_that_reaches_the_engineers_board(
     detail = http_json(f"{base}/api/v1/incidents/{number}", ADMIN)
     assert detail["site"] == "s1" and detail["target"] == "nvr-1" and detail["level"] == 3
     assert detail["source"] == "manual" and detail["state"] == "open"
+    # Class and vendor come from the chosen device's stored facts, so the board's filters
+    # find a customer's report like any other incident.
+    assert detail["device_class"] == "nvr" and detail["vendor"] == "Hikvision"
     assert detail["caller"]["name"] == "王芳" and detail["caller"]["phone"] == "+86 138 0000 1234"
     assert detail["caller"]["company"] == "Example Public Security Bureau"
     kinds = [(e["kind"], e["author"]) for e in detail["timeline"]]
@@ -498,6 +602,110 @@ def test_filters_narrow_the_board_and_stay_in_the_url(console: Console, browser:
     browser.get(f"{base}/?from=2026-02-31")
     assert "2026-02-31" in browser.find_element(By.ID, "filter-error").text
     browser.get("about:blank")
+
+
+DESKTOP, PHONE = (1366, 900), (390, 844)
+
+
+def _photograph(driver: WebDriver, folder: Path, name: str) -> tuple[int, int]:
+    """The current page as whole-page PNGs at desktop and at phone width (``name-desktop``,
+    ``name-phone``); returns (document scroll width, viewport width) at phone width."""
+    measured = (0, 0)
+    for label, (width, height) in (("desktop", DESKTOP), ("phone", PHONE)):
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {
+                "width": width,
+                "height": height,
+                "deviceScaleFactor": 1,
+                "mobile": label == "phone",
+            },
+        )
+        driver.refresh()
+        WebDriverWait(driver, 20).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
+        # A sandboxed frame below the fold is not painted until it has been on screen once.
+        if driver.execute_script(
+            "const f = document.querySelector('iframe'); if (f) f.scrollIntoView(); return !!f"
+        ):
+            time.sleep(1.0)
+            driver.save_screenshot(str(folder / f"{name}-{label}-frame.png"))
+            driver.execute_script("window.scrollTo(0, 0)")
+        if label == "phone":
+            measured = tuple(  # type: ignore[assignment]
+                int(v)
+                for v in driver.execute_script(
+                    "return [document.documentElement.scrollWidth, window.innerWidth]"
+                )
+            )
+        full = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": width, "height": min(full["height"], 6000), "scale": 1}
+        shot = driver.execute_cdp_cmd(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+        )
+        (folder / f"{name}-{label}.png").write_bytes(base64.b64decode(shot["data"]))
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    return measured
+
+
+def _accept_language(driver: WebDriver, lang: str) -> None:
+    """What the browser asks for before anyone signs in (the login page's language)."""
+    agent = str(driver.execute_script("return navigator.userAgent"))
+    driver.execute_cdp_cmd(
+        "Emulation.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": lang}
+    )
+
+
+def test_every_page_fits_a_phone_in_both_languages(console: Console, browser: WebDriver) -> None:
+    """Each page, for an engineer and a customer in Chinese and in English, photographed at
+    desktop and phone width (for a person to look at), and none wider than a phone screen:
+    a page wider than its viewport scrolls sideways and hides its right edge."""
+    base = console.base
+    this_month, last_month = _months()
+    first = datetime.now(TZ).replace(day=1)
+    quarter_end = first.replace(month=(first.month - 1) // 3 * 3 + 1) - timedelta(days=1)
+    quarter = f"{quarter_end.year}Q{(quarter_end.month - 1) // 3 + 1}"
+    too_wide: dict[str, tuple[int, int]] = {}
+
+    def visit(path: str, name: str) -> None:
+        browser.get(f"{base}{path}")
+        assert not browser.find_elements(By.ID, "error-code"), f"{name}: {path} is an error"
+        scroll, inner = _photograph(browser, console.shots, name)
+        if scroll > inner or inner > PHONE[0]:
+            too_wide[name] = (scroll, inner)
+
+    for lang, accept, word in (("zh", "zh-CN,zh", "登录"), ("en", "en-US,en", "Sign in")):
+        browser.get(f"{base}/healthz")
+        browser.delete_all_cookies()  # (of the page's own site: hence the visit first)
+        _accept_language(browser, accept)
+        visit("/login", f"login-{lang}")
+        assert word in browser.find_element(By.TAG_NAME, "h1").text
+    _accept_language(browser, "en-US,en")
+
+    for user, lang in (("li.wei", "zh"), ("sam.lee", "en")):
+        _sign_in(browser, base, user)
+        number = _numbers(browser)[0]
+        visit("/", f"board-{lang}")
+        visit(f"/incidents/{number}", f"incident-{lang}")
+        visit("/sites", f"sites-{lang}")
+        visit("/sites/s1", f"site-{lang}")
+        visit("/sites/s1/devices/nvr-1", f"device-{lang}")
+        visit("/sites/s1/reports", f"reports-{lang}")
+        visit(f"/sites/s1/reports/monthly/{last_month}", f"review-last-month-{lang}")
+        visit(f"/sites/s1/reports/monthly/{this_month}", f"review-this-month-{lang}")
+        visit(f"/sites/s1/reports/quarterly/{quarter}", f"review-quarter-{lang}")
+        visit("/report-fault", f"fault-{lang}")
+
+    for user, lang in (("zhao.min", "zh"), ("wang.fang", "en")):
+        _sign_in(browser, base, user)
+        visit("/", f"portal-{lang}")
+        number = _numbers(browser)[0]
+        visit(f"/incidents/{number}", f"portal-incident-{lang}")
+        visit("/sites/s1/reports", f"portal-reports-{lang}")
+        visit("/report-fault", f"portal-fault-{lang}")
+    assert not too_wide, f"wider than a {PHONE[0]}px phone (scrollWidth, innerWidth): {too_wide}"
 
 
 def _date_keys(iso: str) -> str:

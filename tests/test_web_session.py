@@ -7,6 +7,9 @@ failures once they leave the window."""
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,8 +19,10 @@ import pytest
 
 from collector.config import load_collector_config
 from collector.web.ratelimit import LoginLimiter
+from fieldmon.allinone import free_port
 from fieldmon.configfile import ConfigError
 from fieldmon.secrets import SecretError
+from tests.support.procs import http_json, wait_for
 from tests.test_web import PASSWORDS, running_console
 
 SECRET = "a3f1c0de9b8e4f7a6d5c4b3a29180716f5e4d3c2b1a09f8e7d6c5b4a39281706"
@@ -28,7 +33,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _sign_in(base: str) -> str:
+def _sign_in(base: str, user: str = "li.wei", password: str = PASSWORDS["li.wei"]) -> str:
     """Sign in over plain HTTP, as a browser would; returns the session cookie."""
     opener = urllib.request.build_opener(_NoRedirect)
     with opener.open(f"{base}/login", timeout=10) as resp:
@@ -36,7 +41,7 @@ def _sign_in(base: str) -> str:
         csrf = re.search(r'name="csrf" value="([^"]+)"', resp.read().decode())
     assert csrf
     body = urllib.parse.urlencode(
-        {"csrf": csrf.group(1), "username": "li.wei", "password": PASSWORDS["li.wei"]}
+        {"csrf": csrf.group(1), "username": user, "password": password}
     ).encode()
     req = urllib.request.Request(f"{base}/login", data=body, headers={"Cookie": cookie})
     with pytest.raises(urllib.error.HTTPError) as answer:
@@ -137,3 +142,50 @@ def test_every_console_word_exists_in_both_languages() -> None:
     for lang, table in MESSAGES.items():
         assert not used - set(table), (lang, sorted(used - set(table)))
     assert set(MESSAGES["en"]) == set(MESSAGES["zh-CN"])
+
+
+def _all_in_one(state: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    args = ["run", "--state-dir", str(state), "--http-port", str(port), "--site", "demo"]
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fieldmon", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+
+
+def test_all_in_one_keeps_its_own_session_secret(tmp_path: Path) -> None:
+    """``fieldmon run`` (``make run``) draws the console's session key once into its state
+    folder (0600) and reuses it: no warning at start, and a restart keeps people signed in."""
+    state, port, log = tmp_path / "var", free_port(), tmp_path / "run.log"
+    base = f"http://127.0.0.1:{port}"
+    proc = _all_in_one(state, port, log)
+    try:
+        wait_for(lambda: http_json(f"{base}/healthz")["status"] == "ok", 40, what="healthy")
+        key = state / "session-secret"
+        assert key.stat().st_mode & 0o777 == 0o600
+        secret = key.read_text().strip()
+        assert re.fullmatch(r"[0-9a-f]{64}", secret)
+        password = (state / "web-password").read_text().strip()
+        cookie = _sign_in(base, "admin", password)
+        assert _board_status(base, cookie) == 200
+    finally:
+        _stop(proc)
+    proc = _all_in_one(state, port, log)
+    try:
+        wait_for(lambda: http_json(f"{base}/healthz")["status"] == "ok", 40, what="healthy")
+        assert key.read_text().strip() == secret, "the key is reused, not drawn again"
+        assert _board_status(base, cookie) == 200, "still signed in after the restart"
+    finally:
+        _stop(proc)
+    printed = log.read_text(errors="replace")
+    assert printed.count("fieldmon is running") == 2
+    # The collector's own log lands here too, so a warning would have been seen.
+    assert "console login: user 'admin'" in printed
+    assert "session_secret is not set" not in printed
+    assert secret not in printed

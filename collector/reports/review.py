@@ -1,7 +1,17 @@
 """The review step: a generated report is a draft until an engineer approves it.
 
-Remarks ("device:check=text") are kept per report version in the store and printed in the
-巡检记录表 remark column. Approval stores the hash of the report data as approved (remarks
+Remarks are kept per report version in the store, one flat text per key:
+
+- ``device:check`` (or ``device:check/item``): printed in that row's 巡检记录表 remark column;
+- ``device:@device``: the engineer's remark on the device as a whole, printed under its
+  巡检记录表;
+- ``device:@danger/kind`` (or ``device:@danger/kind/item``): the engineer's recommendation for
+  one hidden danger, printed instead of the suggested action (which stays in the data as
+  ``suggested``).
+
+The check part never starts with "@", so the three kinds cannot collide.
+
+Approval stores the hash of the report data as approved (remarks
 included, the generation time excluded). Rendering an approved report recomputes that hash:
 equal, the report prints as approved with the reviewer and approval time; different (a late
 result arrived, a remark changed), it says so and becomes a new draft version that keeps the
@@ -38,6 +48,24 @@ def parse_remarks(texts: Iterable[str]) -> dict[str, str]:
     return out
 
 
+#: The check part of a device's own remark key (``device:@device``).
+DEVICE_REMARK = "@device"
+#: The check part of a hidden danger's recommendation key starts with this.
+DANGER_REMARK = "@danger"
+
+
+def device_key(device: str) -> str:
+    """The key of the engineer's remark on a whole device."""
+    return f"{device}:{DEVICE_REMARK}"
+
+
+def danger_key(danger: Mapping[str, Any]) -> str:
+    """The key of the engineer's recommendation for one hidden danger: device, kind and (for
+    per-item findings such as one disk) the item, so two findings never share a text."""
+    item = str(danger.get("item") or "")
+    return f"{danger['device']}:{DANGER_REMARK}/{danger['kind']}" + (f"/{item}" if item else "")
+
+
 def merge_remarks(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, str]:
     """New remarks replace old ones for the same key; an empty text removes the remark."""
     merged = {**old, **new}
@@ -45,17 +73,33 @@ def merge_remarks(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, s
 
 
 def apply_remarks(data: dict[str, Any], remarks: Mapping[str, str]) -> list[str]:
-    """Put each remark into its checklist row (key ``device:check`` or ``device:check/item``
-    for one item of a per-item check); returns the keys that matched nothing, so a typo is
-    reported instead of vanishing."""
+    """Put each remark where it is printed: a checklist row (``device:check`` or
+    ``device:check/item``), a device (``device:@device``) or a hidden danger's recommendation
+    (``device:@danger/...``). Returns the keys that matched nothing, so a typo is reported
+    instead of vanishing. Applying twice gives the same data: a danger keeps its suggested
+    action aside, so clearing the recommendation brings the suggestion back."""
     used: set[str] = set()
     for d in data["devices"]:
+        own = device_key(str(d["name"]))
+        # Set only when there is one: a report without the newer kinds of remark hashes as
+        # it did before they existed, so earlier approvals stay valid.
+        d.pop("remark", None)
+        if remarks.get(own):
+            d["remark"] = remarks[own]
+            used.add(own)
         for it in d["items"]:
             keys = [f"{d['name']}:{it['check']}/{it['item']}", f"{d['name']}:{it['check']}"]
             hit = next((k for k in keys if k in remarks), None)
             it["remark"] = remarks[hit] if hit else ""
             if hit:
                 used.add(hit)
+    for z in data.get("dangers") or []:
+        if "suggested" in z:
+            z["action"] = z.pop("suggested")
+        key = danger_key(z)
+        if remarks.get(key):
+            z["suggested"], z["action"] = z["action"], remarks[key]
+            used.add(key)
     return sorted(set(remarks) - used)
 
 

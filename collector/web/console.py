@@ -863,7 +863,7 @@ class WebConsole:
             site: str,
             kind: str,
             period: str,
-            fmt: Literal["pdf", "xlsx", "html"],
+            fmt: Literal["pdf", "xlsx", "html", "json"],
             lang: Annotated[str, Query(pattern="^(zh-CN|en)?$")] = "",
         ) -> Response:
             who = self._who(request)
@@ -1071,6 +1071,9 @@ class WebConsole:
             report_lang=lang,
             review=found["review"],
             devices=reviews.remark_rows(found),
+            dangers=reviews.danger_rows(found),
+            has_dangers="dangers" in found,
+            approvable_from=reviews.approvable_from(kind, period),
             base=base,
             query=query,
             downloads=reviews.DOWNLOADS[kind],
@@ -1127,7 +1130,9 @@ class WebConsole:
         elif action == "approve" and not reviews.period_over(
             kind, period, datetime.now(UTC), self.tz
         ):
-            problem = translator(user.lang)("not_over")
+            problem = translator(user.lang)("not_over").format(
+                period=period, date=reviews.approvable_from(kind, period)
+            )
         if not problem:
             remarks = {k: v.strip() for k, v in zip(keys, texts, strict=True)}
             if self.config is None or self.classes is None:

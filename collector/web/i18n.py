@@ -139,7 +139,16 @@ _EN: dict[str, str] = {
     "no_reports": "No approved reports yet.",
     "review": "Review",
     "remarks": "Engineer's remarks",
-    "remarks_intro": "A remark is printed in the remark column of its checklist row.",
+    "remarks_intro": "A row's remark is printed in the remark column of its checklist row; a "
+    "device's remark under that device's inspection record.",
+    "device_remark": "Remark on this device",
+    "dangers": "Hidden dangers and recommendations",
+    "dangers_intro": "Your recommendation is printed instead of the suggested action; leave it "
+    "empty to keep the suggestion.",
+    "no_dangers": "No hidden dangers were found in this period.",
+    "finding": "Finding",
+    "evidence": "Evidence",
+    "recommendation": "Recommendation",
     "no_remark_rows": "This report has no per-device checklist; it is approved as it stands.",
     "save": "Save remarks",
     "approve": "Approve (freezes this version)",
@@ -160,8 +169,8 @@ _EN: dict[str, str] = {
     "send_to": "PDF and XLSX by e-mail to",
     "no_mail": "Sending by e-mail is not set up:",
     "saved_sent": "Sent to the customer's contacts.",
-    "not_over": "This period has not ended yet: its figures still change, so it can be "
-    "approved once it is over. Remarks can be saved now.",
+    "not_over": "Cannot be approved yet: {period} has not ended, and its figures still "
+    "change. Approval opens on {date}. Remarks can be saved now.",
 }
 
 _ZH: dict[str, str] = {
@@ -292,7 +301,15 @@ _ZH: dict[str, str] = {
     "no_reports": "暂无已审核的报告。",
     "review": "审核",
     "remarks": "工程师备注",
-    "remarks_intro": "备注打印在巡检记录表对应检查项的备注栏中。",
+    "remarks_intro": "检查项备注打印在巡检记录表对应行的备注栏中；"
+    "设备备注打印在该设备的巡检记录表下方。",
+    "device_remark": "设备备注",
+    "dangers": "隐患与建议",
+    "dangers_intro": "填写的建议将替代系统建议打印在报告中；留空则保留系统建议。",
+    "no_dangers": "本周期未发现隐患。",
+    "finding": "隐患",
+    "evidence": "依据",
+    "recommendation": "处理建议",
     "no_remark_rows": "此报告没有逐台设备的检查表，按现状审核。",
     "save": "保存备注",
     "approve": "审核通过（冻结此版本）",
@@ -311,7 +328,8 @@ _ZH: dict[str, str] = {
     "send_to": "以邮件发送 PDF 和 XLSX 至",
     "no_mail": "未配置邮件发送：",
     "saved_sent": "已发送给客户联系人。",
-    "not_over": "本周期尚未结束，数据仍在变化，周期结束后才能审核通过。备注现在即可保存。",
+    "not_over": "暂不能审核通过：{period} 尚未结束，数据仍在变化。"
+    "{date} 起可审核通过。备注现在即可保存。",
 }
 
 MESSAGES: dict[str, dict[str, str]] = {"en": _EN, "zh-CN": _ZH}

@@ -22,7 +22,7 @@ from collector.reports.common import html_env
 from collector.reports.monthly import ReportError, build_monthly
 from collector.reports.monthly import render as render_monthly
 from collector.reports.quarterly import QuarterError, build_quarterly, render_quarterly
-from collector.reports.review import ReviewError, review, settle
+from collector.reports.review import ReviewError, danger_key, device_key, review, settle
 from collector.store.db import Store
 
 Kind = Literal["monthly", "quarterly"]
@@ -31,15 +31,17 @@ PERIOD_RE: dict[str, re.Pattern[str]] = {
     "monthly": re.compile(r"^\d{4}-(0[1-9]|1[0-2])$"),
     "quarterly": re.compile(r"^\d{4}Q[1-4]$"),
 }
-#: What each kind can be downloaded as (the XLSX form exists for the monthly record only).
+#: What each kind can be downloaded as (the XLSX form exists for the monthly record only);
+#: JSON is the report's data as ``fieldmon report --format json`` writes it.
 DOWNLOADS: dict[str, tuple[str, ...]] = {
-    "monthly": ("pdf", "xlsx", "html"),
-    "quarterly": ("pdf", "html"),
+    "monthly": ("pdf", "xlsx", "html", "json"),
+    "quarterly": ("pdf", "html", "json"),
 }
 MEDIA = {
     "pdf": "application/pdf",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "html": "text/html; charset=utf-8",
+    "json": "application/json",
 }
 #: Report languages (collector/reports/labels.py has these two).
 LANGS = ("zh-CN", "en")
@@ -103,6 +105,17 @@ def period_over(kind: str, period: str, now: datetime, tz: tzinfo) -> bool:
         year, q = period.split("Q")
         last = f"{year}-{int(q) * 3:02d}"
     return now.astimezone(tz).strftime("%Y-%m") > last
+
+
+def approvable_from(kind: str, period: str) -> str:
+    """The first day (YYYY-MM-DD, collector time zone) on which the period is over and its
+    report can be approved: the day after its last month ends."""
+    if kind == "monthly":
+        year, mon = (int(x) for x in period.split("-"))
+    else:
+        y, q = period.split("Q")
+        year, mon = int(y), int(q) * 3
+    return f"{year + 1}-01-01" if mon == 12 else f"{year}-{mon + 1:02d}-01"
 
 
 def check_request(kind: str, period: str, lang: str) -> None:
@@ -178,14 +191,40 @@ def save(
 
 
 def remark_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per device, its checklist rows with the review key each remark is stored under."""
+    """Per device, the key and text of its own remark and its checklist rows with the review
+    key each row's remark is stored under."""
     out: list[dict[str, Any]] = []
     for d in data.get("devices", []):
         rows = []
         for it in d["items"]:
             key = f"{d['name']}:{it['check']}" + (f"/{it['item']}" if it["item"] else "")
             rows.append({"key": key, "item": it, "remark": it.get("remark", "")})
-        out.append({"name": d["name"], "class_title": d.get("class_title", ""), "rows": rows})
+        out.append(
+            {
+                "name": d["name"],
+                "class_title": d.get("class_title", ""),
+                "key": device_key(str(d["name"])),
+                "remark": d.get("remark", ""),
+                "rows": rows,
+            }
+        )
+    return out
+
+
+def danger_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The hidden dangers with the key of the engineer's recommendation for each, the
+    suggested action (shown as the field's placeholder) and the engineer's text, if any."""
+    out: list[dict[str, Any]] = []
+    for z in data.get("dangers") or []:
+        mine = "suggested" in z
+        out.append(
+            {
+                "key": danger_key(z),
+                "danger": z,
+                "suggested": z["suggested"] if mine else z.get("action", ""),
+                "remark": z.get("action", "") if mine else "",
+            }
+        )
     return out
 
 
