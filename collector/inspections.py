@@ -38,14 +38,10 @@ async def publish_requests(
 ) -> None:
     """Publish ``req`` retained to each agent; returns after the broker acknowledged all."""
     client = aiomqtt.Client(
-        cfg.host,
-        cfg.port,
+        **cfg.connection(),
         identifier=f"{cfg.client_id}-request-{secrets.token_hex(4)}",
-        username=cfg.username,
-        password=cfg.password.get_secret_value() if cfg.password else None,
         clean_session=True,
         timeout=30,
-        tls_context=cfg.tls.context() if cfg.tls else None,
     )
     payload = encode_inspect(req)
     async with client:

@@ -141,14 +141,10 @@ async def watch_peers(
 
 def _presence_client(cfg: MqttConfig) -> aiomqtt.Client:
     return aiomqtt.Client(
-        cfg.host,
-        cfg.port,
+        **cfg.connection(),
         identifier=f"{cfg.client_id}-presence",
-        username=cfg.username,
-        password=cfg.password.get_secret_value() if cfg.password else None,
         clean_session=True,
         timeout=30,
-        tls_context=cfg.tls.context() if cfg.tls else None,
         will=aiomqtt.Will(status_topic(cfg.client_id), OFFLINE, qos=1, retain=True),
     )
 

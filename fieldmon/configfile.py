@@ -43,6 +43,17 @@ class BrokerConfig(StrictModel):
     def _secret_sources(cls, data: Any) -> Any:
         return merge_secret_sources(data, "password")
 
+    def connection(self) -> dict[str, Any]:
+        """Where and how to connect, as keyword arguments of ``aiomqtt.Client``; each caller
+        adds its own identifier, session and will."""
+        return {
+            "hostname": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password.get_secret_value() if self.password else None,
+            "tls_context": self.tls.context() if self.tls else None,
+        }
+
 
 class ConfigError(Exception):
     """A configuration that cannot be used. ``str()`` is the message to show the operator."""

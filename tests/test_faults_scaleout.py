@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -66,6 +67,36 @@ def _wait_subscribed(name: str, cfg: Path) -> None:
     )
 
 
+def _start_two(
+    tmp_path: Path, broker: Broker, db_url: str, takeover: float
+) -> tuple[dict[str, Path], dict[str, Proc]]:
+    """Collectors c1 and c2 in one shared subscription, both subscribed when this returns."""
+    cfgs = {n: _config(tmp_path / n, broker, db_url, n, takeover) for n in ("c1", "c2")}
+    procs = {
+        n: Proc(["collector", "run", "--config", str(c)], tmp_path / f"{n}.log")
+        for n, c in cfgs.items()
+    }
+    for name in procs:
+        _wait_subscribed(name, cfgs[name])
+    return cfgs, procs
+
+
+def _stream_and_kill_c1(
+    tmp_path: Path,
+    broker: Broker,
+    procs: dict[str, Proc],
+    received: Callable[[], int],
+    total: int,
+) -> subprocess.Popen[bytes]:
+    """Start the stream of ``tmp_path/payloads``; SIGKILL c1 once a fifth is stored."""
+    publisher = start_publisher(
+        broker.port, tmp_path / "payloads", f"fieldmon/v1/{SITE}/{AGENT}/results", 0.05
+    )
+    wait_for(lambda: received() >= total // 5, 90, interval=0.1, what="a fifth stored")
+    procs["c1"].stop(signal.SIGKILL)
+    return publisher
+
+
 def _count(dsn: str, sql: str) -> int:
     try:
         with psycopg.connect(dsn, connect_timeout=3) as db:
@@ -91,24 +122,14 @@ def test_survivor_carries_on_through_a_kill_and_a_database_restart(
         crit_rounds=CRIT_ROUNDS,
         tag="scale",
     )
-    cfgs = {n: _config(tmp_path / n, own_broker, db_url, n) for n in ("c1", "c2")}
-    procs = {
-        n: Proc(["collector", "run", "--config", str(c)], tmp_path / f"{n}.log")
-        for n, c in cfgs.items()
-    }
+    cfgs, procs = _start_two(tmp_path, own_broker, db_url, takeover=0)
 
     def received() -> int:
         return _count(dsn, "SELECT count(*) FROM received")
 
     publisher: subprocess.Popen[bytes] | None = None
     try:
-        for name in procs:
-            _wait_subscribed(name, cfgs[name])
-        publisher = start_publisher(
-            own_broker.port, tmp_path / "payloads", f"fieldmon/v1/{SITE}/{AGENT}/results", 0.05
-        )
-        wait_for(lambda: received() >= total // 5, 90, interval=0.1, what="a fifth stored")
-        procs["c1"].stop(signal.SIGKILL)
+        publisher = _stream_and_kill_c1(tmp_path, own_broker, procs, received, total)
         at_kill = received()
         assert at_kill < total // 2, "the kill came too late in the stream to prove anything"
         wait_for(lambda: received() >= at_kill + 500, 60, what="the survivor carries on alone")
@@ -171,24 +192,14 @@ def test_survivor_adopts_a_dead_collectors_session_and_lets_it_go(
     total = write_payloads(
         tmp_path / "payloads", SITE, AGENT, targets=TARGETS, rounds=40, batch=BATCH, tag="adopt"
     )
-    cfgs = {n: _config(tmp_path / n, own_broker, db_url, n, takeover=3) for n in ("c1", "c2")}
-    procs = {
-        n: Proc(["collector", "run", "--config", str(c)], tmp_path / f"{n}.log")
-        for n, c in cfgs.items()
-    }
+    cfgs, procs = _start_two(tmp_path, own_broker, db_url, takeover=3)
 
     def received() -> int:
         return _count(dsn, "SELECT count(*) FROM received")
 
     publisher: subprocess.Popen[bytes] | None = None
     try:
-        for name in procs:
-            _wait_subscribed(name, cfgs[name])
-        publisher = start_publisher(
-            own_broker.port, tmp_path / "payloads", f"fieldmon/v1/{SITE}/{AGENT}/results", 0.05
-        )
-        wait_for(lambda: received() >= total // 5, 90, interval=0.1, what="a fifth stored")
-        procs["c1"].stop(signal.SIGKILL)
+        publisher = _stream_and_kill_c1(tmp_path, own_broker, procs, received, total)
         assert received() < total // 2, "the kill came too late in the stream to prove anything"
         assert publisher.wait(120) == 0, "the broker did not acknowledge every batch"
         # Nobody restarts c1: the survivor adopts its session and stores its share.
