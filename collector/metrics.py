@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
 
 from checks.status import Status
 from checks.wire import RejectReason
@@ -21,6 +22,7 @@ from collector.incidents.rules import Rules
 from collector.incidents.sla import KINDS, SlaPolicy, deadlines
 from collector.store.db import Store, utc
 from collector.store.incident_ops import clock_of
+from collector.store.schema import gaps
 
 #: "Due soon" on the wall display: the hour in which someone can still act.
 DUE_SOON = timedelta(hours=1)
@@ -89,6 +91,7 @@ class StateCollector(Collector):
         yield from self._devices(self._store.status_tuples(REACHABILITY))
         yield from self._incidents_sla()
         yield self._notify_failures()
+        yield self._outbox_gaps()
         incidents = GaugeMetricFamily(
             "fieldmon_incidents_open",
             "Open incidents per site and fault level",
@@ -212,6 +215,23 @@ class StateCollector(Collector):
                 soon.add_metric([site, kind], due_soon[(site, kind)])
         yield missed
         yield soon
+
+    def _outbox_gaps(self) -> Metric:
+        """Results agents had to drop from a full or aged outbox (their gap records): each one
+        is a check the contract paid for and nobody saw."""
+        dropped = CounterMetricFamily(
+            "fieldmon_agent_dropped_results",
+            "Results agents dropped from their outbox (bounded by size or age), from the gap "
+            "records they sent",
+            labels=["site", "agent"],
+        )
+        query = select(gaps.c.site, gaps.c.agent, func.sum(gaps.c.dropped)).group_by(
+            gaps.c.site, gaps.c.agent
+        )
+        with self._store.engine.connect() as conn:
+            for site, agent, n in conn.execute(query):
+                dropped.add_metric([str(site), str(agent)], float(n or 0))
+        return dropped
 
     def _notify_failures(self) -> Metric:
         failed = CounterMetricFamily(

@@ -107,6 +107,12 @@ def test_dropped_results_reach_the_report_as_a_gap(tmp_path: Path) -> None:
             30,
             what="collector caught up",
         )
+        # The wall display sees the loss too.
+        metrics = http_get(f"{base}/metrics").decode()
+        assert (
+            metric_value(metrics, "fieldmon_agent_dropped_results_total", site="s1", agent="a1")
+            == total
+        )
     finally:
         if agent:
             agent.stop()
