@@ -229,8 +229,13 @@ class StateCollector(Collector):
             gaps.c.site, gaps.c.agent
         )
         with self._store.engine.connect() as conn:
-            for site, agent, n in conn.execute(query):
-                dropped.add_metric([str(site), str(agent)], float(n or 0))
+            totals = {(str(s), str(a)): float(n or 0) for s, a, n in conn.execute(query)}
+        # Every known agent has a series from the start (0): a counter that first appears at
+        # 40 would show Prometheus no increase, and the alert would never fire.
+        for row in self._store.agent_rows():
+            totals.setdefault((str(row["site"]), str(row["agent"])), 0.0)
+        for (site, agent), n in sorted(totals.items()):
+            dropped.add_metric([site, agent], n)
         return dropped
 
     def _notify_failures(self) -> Metric:
