@@ -552,7 +552,11 @@ def site() -> dict[str, Any]:
                     "id": "organize",
                     "options": {
                         "excludeByName": {"Time": True},
-                        "renameByName": {"Value #A": "up", "Value #B": "last seen (s ago)"},
+                        "renameByName": {
+                            "Value #A": "up",
+                            "Value #B": "last seen (s ago)",
+                            "Value #C": "results dropped from outbox",
+                        },
                     },
                 },
             ],
@@ -625,6 +629,11 @@ def agents() -> dict[str, Any]:
                     instant=True,
                     ref="B",
                 ),
+                target(
+                    f"max by (site, agent) (fieldmon_agent_dropped_results_total{{{sel}}})",
+                    instant=True,
+                    ref="C",
+                ),
             ],
             options=table_options(),
             transformations=[
@@ -633,7 +642,11 @@ def agents() -> dict[str, Any]:
                     "id": "organize",
                     "options": {
                         "excludeByName": {"Time": True},
-                        "renameByName": {"Value #A": "up", "Value #B": "last seen (s ago)"},
+                        "renameByName": {
+                            "Value #A": "up",
+                            "Value #B": "last seen (s ago)",
+                            "Value #C": "results dropped from outbox",
+                        },
                     },
                 },
             ],
