@@ -29,6 +29,7 @@ from tests.test_web import pytestmark as pytestmark
 ENGINEER = TOKENS["engineer"]
 SERIAL = "DS-7716NI-K4/16P20231105CCRRF12345678"
 OTHER_SERIAL = "2102359579DMHC000999"
+DIFF = "--- backup 1\n+++ backup 2\n-ntp server 10.0.0.1\n+ntp server 10.0.0.9\n"
 
 
 def _seed(db_url: str) -> None:
@@ -57,6 +58,15 @@ def _seed(db_url: str) -> None:
         "location": "东门机房 2 号机柜",
     }
     try:
+        # An earlier month, shown folded away on the device page.
+        store.ingest(
+            "s1",
+            "a1",
+            [r("nvr-1", "snmp.reachable", Status.OK, now - timedelta(days=70), value="up")],
+            classes,
+            Policy(),
+            now - timedelta(days=70),
+        )
         for at in (last_month, now - timedelta(minutes=1)):
             store.ingest(
                 "s1",
@@ -76,6 +86,31 @@ def _seed(db_url: str) -> None:
                 Policy(),
                 at,
             )
+        # A configuration backup, then one that differs from it (secrets already masked).
+        backup = {"config_hash": "ab12" * 16, "backup_path": "/var/lib/fieldmon/backups/nvr-1/2"}
+        store.ingest(
+            "s1",
+            "a1",
+            [
+                r("nvr-1", "config.backup", Status.OK, now, value="ab12", facts=backup),
+                r(
+                    "nvr-1",
+                    "config.changed",
+                    Status.WARN,
+                    now,
+                    value="changed",
+                    summary="configuration changed: 1 line added, 1 removed",
+                    facts={
+                        **backup,
+                        "previous_backup": "/var/lib/fieldmon/backups/nvr-1/1",
+                        "diff": DIFF,
+                    },
+                ),
+            ],
+            classes,
+            Policy(),
+            now,
+        )
         store.ingest(
             "s2",
             "a2",
@@ -198,7 +233,13 @@ def test_sites_and_device_pages(console: Console, browser: WebDriver) -> None:
         str(t.get_attribute("data-month"))
         for t in browser.find_elements(By.CSS_SELECTOR, "table.inspection")
     ]
-    assert len(months) == 2, "this month's and last month's inspection rows"
+    assert len(months) == 3, "this month's, last month's, and (folded) an earlier month's"
+    assert months[:2] == sorted(months[:2], reverse=True)
+    assert not browser.find_element(By.CSS_SELECTOR, "details.card section").is_displayed()
+    config = browser.find_element(By.ID, "config").text
+    assert "/var/lib/fieldmon/backups/nvr-1/2" in config and "ab12ab12" in config
+    assert "+ntp server 10.0.0.9" in browser.find_element(By.ID, "config-diff").text
+    assert "1/1" in browser.find_element(By.ID, "config-months").text
     assert "snmp.reachable" in browser.find_element(By.ID, "checks").text
     _shots(browser, console.shots, "device")
 

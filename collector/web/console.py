@@ -99,6 +99,26 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+#: The SSH probe's configuration items (agent/probes/ssh.py).
+CONFIG_BACKUP, CONFIG_CHANGED = "config.backup", "config.changed"
+
+
+def _config_history(
+    current: Sequence[Any], months: Sequence[tuple[str, Sequence[Any]]]
+) -> dict[str, Any] | None:
+    """What the device page shows of its configuration backups: the latest backup and change
+    result, and per month how many backups differed from the one before. None when the
+    device has no backup item (no SSH access configured)."""
+    by_check = {str(c["check"]): c for c in current}
+    backup, changed = by_check.get(CONFIG_BACKUP), by_check.get(CONFIG_CHANGED)
+    if backup is None and changed is None:
+        return None
+    per_month = [
+        (m, r) for m, rows in months for r in rows if str(r["check"]) == CONFIG_CHANGED
+    ]
+    return {"backup": backup, "changed": changed, "months": per_month}
+
+
 def _month_before(month: str) -> str:
     year, mon = (int(x) for x in month.split("-"))
     return f"{year - 1}-12" if mon == 1 else f"{year}-{mon - 1:02d}"
@@ -614,13 +634,19 @@ class WebConsole:
                 return self._refuse(request, 404, "not_found")
             now = datetime.now(UTC)
             month = self._month(now)
+            # This month and the last always (an empty one says so); earlier months with
+            # records, up to a year, folded away on the page.
+            wanted = [month, _month_before(month)]
+            wanted += [m for m in self.store.inspection_months(site) if m not in wanted][:10]
             months = [
-                (m, self.store.device_inspection_rows(site, target, m))
-                for m in (month, _month_before(month))
+                (m, rows)
+                for i, m in enumerate(wanted)
+                if (rows := self.store.device_inspection_rows(site, target, m)) or i < 2
             ]
+            checks_of_device = [c for c in self.store.current_rows(site) if c["target"] == target]
+            config = _config_history(checks_of_device, months)
             checks = sorted(
-                (c for c in self.store.current_rows(site) if c["target"] == target),
-                key=lambda c: (-int(c["status"]), str(c["check_key"])),
+                checks_of_device, key=lambda c: (-int(c["status"]), str(c["check_key"]))
             )
             incs = self.store.incidents(site=site, target=target, limit=200)
             return self._page(
@@ -634,6 +660,7 @@ class WebConsole:
                 facts=row["facts"] if isinstance(row["facts"], dict) else {},
                 checks=checks,
                 months=months,
+                config=config,
                 open_incs=[
                     {"row": r, "sla": self._sla(r, now)} for r in incs if r["state"] == "open"
                 ],
