@@ -537,6 +537,36 @@ def test_customer_reports_a_fault_that_reaches_the_engineers_board(
     assert last["kind"] == "level" and last["author"] == "li.wei"
     assert last["text"] == "level 3 -> 2: 整个东门的录像都受影响"
 
+    # Resolved, the fault analysis (故障分析说明) is filed on the page and downloaded as PDF,
+    # by the engineer and by the customer whose incident it is.
+    assert "尚未填写" in browser.find_element(By.ID, "analysis").text
+    browser.find_element(By.ID, "resolve-text").send_keys("NVR 硬盘 3 坏道，已更换")
+    _submit(browser, "resolve")
+    analysis = {
+        "symptoms": "通道 3 回放每隔数秒卡顿",
+        "handling": "远程检查硬盘 SMART，硬盘 3 重映射扇区增长；现场更换",
+        "result": "回放恢复流畅，录像完整",
+        "prevention": "硬盘 SMART 告警纳入月度巡检",
+    }
+    for field, text in analysis.items():
+        browser.find_element(By.ID, f"analysis-{field}").send_keys(text)
+    _submit(browser, "analysis-submit")
+    shown = browser.find_element(By.ID, "analysis-text").text
+    assert all(text in shown for text in analysis.values())
+    assert not browser.find_elements(By.ID, "analysis-form"), "filed once, the form is gone"
+    detail = http_json(f"{base}/api/v1/incidents/{number}", ADMIN)
+    assert {k: detail["analysis"][k] for k in analysis} == analysis
+    assert detail["timeline"][-1]["kind"] == "analysis"
+    status, pdf = _fetch(browser, f"{base}/incidents/{number}/analysis.pdf")
+    assert status == 200 and pdf.startswith(b"%PDF")
+    path = console.shots / f"analysis-{number}.pdf"
+    path.write_bytes(pdf)
+    text = _pdf_text(path)
+    assert number in text and "硬盘SMART告警纳入月度巡检" in text
+    _sign_in(browser, base, "wang.fang")
+    status, html = _fetch(browser, f"{base}/incidents/{number}/analysis.html")
+    assert status == 200 and "回放恢复流畅" in html.decode()
+
 
 def test_filters_narrow_the_board_and_stay_in_the_url(console: Console, browser: WebDriver) -> None:
     base = console.base

@@ -54,7 +54,7 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 #: What the console's forms can do, and the Store action each one is.
-WebAction = Literal["take", "ack", "note", "level", "resolve", "close"]
+WebAction = Literal["take", "ack", "note", "level", "resolve", "close", "analysis"]
 STORE_ACTION: dict[str, str] = {
     "take": "assign",
     "ack": "ack",
@@ -62,7 +62,10 @@ STORE_ACTION: dict[str, str] = {
     "resolve": "resolve",
     "close": "close",
     "level": "level",
+    "analysis": "analysis",
 }
+#: The fault analysis report's engineer-written fields (故障分析说明).
+ANALYSIS_FIELDS = ("symptoms", "handling", "result", "prevention")
 Raised = Callable[[IngestStats], None]
 #: How often a live board's stream asks the database whether anything changed.
 POLL_SECONDS = 1.0
@@ -674,6 +677,29 @@ class WebConsole:
                 return RedirectResponse("/login", status_code=303)
             return self._incident(request, who, number)
 
+        @router.get("/incidents/{number}/analysis.{fmt}")
+        def analysis_download(
+            request: Request, number: str, fmt: Literal["html", "pdf"]
+        ) -> Response:
+            """The fault analysis report (故障分析说明) as a file, for whoever may see the
+            incident (the customer receives it)."""
+            who = self._who(request)
+            if who is None:
+                return self._refuse(request, 403, "forbidden")
+            if self._visible(who[1], number) is None or self.config is None:
+                return self._refuse(request, 404, "not_found")
+            from collector.reports.fault import build_fault, render_fault
+
+            data = build_fault(self.store, self.config, number, who[1].lang)
+            with tempfile.TemporaryDirectory(prefix="fieldmon-web-fault-") as tmp:
+                (path,) = render_fault(data, [fmt], Path(tmp))
+                name, blob = path.name, path.read_bytes()
+            headers = {
+                **HEADERS,
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            }
+            return Response(blob, media_type=reviews.MEDIA[fmt], headers=headers)
+
         @router.post("/incidents/{number}/{action}", response_class=HTMLResponse)
         def act(
             request: Request,
@@ -684,6 +710,10 @@ class WebConsole:
             score: Annotated[str, Form(pattern="^[1-5]?$")] = "",
             level: Annotated[str, Form(pattern="^[1-4]?$")] = "",
             comment: Annotated[str, Form(max_length=2000)] = "",
+            symptoms: Annotated[str, Form(max_length=5000)] = "",
+            handling: Annotated[str, Form(max_length=5000)] = "",
+            result: Annotated[str, Form(max_length=5000)] = "",
+            prevention: Annotated[str, Form(max_length=5000)] = "",
         ) -> Response:
             who = self._who(request)
             if who is None:
@@ -706,6 +736,10 @@ class WebConsole:
             elif action == "level":
                 # The store refuses a missing level or reason with a message naming it.
                 args = {"level": int(level or 0), "text": text.strip()}
+            elif action == "analysis":
+                # The store names any field left empty.
+                given = (symptoms, handling, result, prevention)
+                args = dict(zip(ANALYSIS_FIELDS, given, strict=True))
             elif text.strip():
                 args["text"] = text
             try:
@@ -996,6 +1030,8 @@ class WebConsole:
             inc=row,
             sla=self._sla(row, datetime.now(UTC)),
             events=events,
+            notices=[e for e in events if e["kind"] == "notified"],
+            analysis_fields=ANALYSIS_FIELDS,
             impacts=self.store.impacts(inc_id),
             intact=self.store.verify_timeline(inc_id),
             is_engineer=user.principal.at_least("engineer"),
