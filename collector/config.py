@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -113,6 +113,10 @@ class SlaConfig(StrictModel):
 
     calendar: Literal["7x24", "workdays-cn"] = "7x24"
     working_hours: tuple[time, time] = (time(9, 0), time(18, 0))
+    #: For ``workdays-cn``: statutory days off and adjusted working days (调休) that the
+    #: packaged table lacks (a year it does not cover yet) or gets wrong; they win over it.
+    holidays: list[date] = []
+    workdays: list[date] = []
     tier2_share: Annotated[float, Field(gt=0, lt=1)] = 0.25
     tier3_share: Annotated[float, Field(gt=0, lt=1)] = 0.45
     levels: dict[Literal["1", "2", "3", "4"], LevelTargetsConfig] = {}
@@ -123,6 +127,9 @@ class SlaConfig(StrictModel):
             raise ValueError("tier3_share must be greater than tier2_share")
         if self.working_hours[1] <= self.working_hours[0]:
             raise ValueError("working_hours must be [start, end] with end after start")
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(f"{both[0]} is listed both in holidays and in workdays")
         return self
 
     def policy(self, tz: ZoneInfo) -> SlaPolicy:
@@ -140,7 +147,13 @@ class SlaConfig(StrictModel):
                 resolve=pick(cfg.resolve_minutes, base.resolve) or base.resolve,
             )
         return SlaPolicy(
-            calendar=make_calendar(self.calendar, tz, self.working_hours),
+            calendar=make_calendar(
+                self.calendar,
+                tz,
+                self.working_hours,
+                frozenset(self.holidays),
+                frozenset(self.workdays),
+            ),
             targets=targets,
             tier2_share=self.tier2_share,
             tier3_share=self.tier3_share,

@@ -81,3 +81,38 @@ def test_custom_targets() -> None:
     )
     assert breached(c, p, datetime(2026, 11, 23, 5, tzinfo=UTC)) == {"respond"}
     assert "onsite" not in deadlines(c, p, c.opened_at)
+
+
+def test_configured_days_cover_a_year_the_table_lacks_and_win_over_it() -> None:
+    """The packaged table stops at 2026 here; a contract lists 2027's days itself. Chosen
+    dates: Fri 2027-01-01 New Year's Day off, Sun 2027-02-07 an adjusted working day."""
+    from collector.config import SlaConfig
+
+    sla = SlaConfig.model_validate(
+        {
+            "calendar": "workdays-cn",
+            "holidays": ["2027-01-01", "2026-12-31"],
+            "workdays": ["2027-02-07"],
+        }
+    )
+    cal = sla.policy(SH).calendar
+    day = 9 * H
+    assert cal.between(at(2027, 1, 1, 0), at(2027, 1, 2, 0)) == timedelta(0)  # holiday (Fri)
+    assert cal.between(at(2027, 1, 4, 0), at(2027, 1, 5, 0)) == day  # a plain Monday
+    assert cal.between(at(2027, 2, 7, 0), at(2027, 2, 8, 0)) == day  # Sunday, made working
+    assert cal.between(at(2027, 2, 6, 0), at(2027, 2, 7, 0)) == timedelta(0)  # plain Saturday
+    # Listed days also override a year the table knows (Thu 2026-12-31 is a working day).
+    assert cal.between(at(2026, 12, 31, 0), at(2027, 1, 1, 0)) == timedelta(0)
+    assert WorkingHours(SH).between(at(2026, 12, 31, 0), at(2027, 1, 1, 0)) == day
+
+
+def test_a_day_both_off_and_working_is_refused() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from collector.config import SlaConfig
+
+    with pytest.raises(ValidationError, match="2027-01-01 is listed both"):
+        SlaConfig.model_validate(
+            {"calendar": "workdays-cn", "holidays": ["2027-01-01"], "workdays": ["2027-01-01"]}
+        )

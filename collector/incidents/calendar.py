@@ -3,7 +3,9 @@
 A 7x24 contract counts every second. A working-hours contract counts only its daily hours
 on working days of the Chinese calendar, where statutory holidays are off and the adjusted
 weekend days (调休) are working days; the ``chinese-calendar`` package holds that table.
-For a year it does not know yet, plain Monday-Friday is used and a warning is logged once.
+For a year it does not know yet, plain Monday-Friday is used and a warning is logged once;
+the State Council publishes next year's table in autumn, often before a new release of the
+package, so a contract can list ``holidays`` and ``workdays`` itself, and those win.
 """
 
 from __future__ import annotations
@@ -63,10 +65,18 @@ class WorkingHours:
     tz: ZoneInfo
     start: time = time(9, 0)
     end: time = time(18, 0)
+    #: Days off and adjusted working days given in configuration; they override the table.
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()
     _max_days: int = field(default=3660, repr=False)
 
+    def _working(self, day: date) -> bool:
+        if day in self.holidays:
+            return False
+        return day in self.workdays or is_working_day(day)
+
     def _window(self, day: date) -> tuple[datetime, datetime] | None:
-        if not is_working_day(day):
+        if not self._working(day):
             return None
         return (
             datetime.combine(day, self.start, self.tz),
@@ -106,10 +116,16 @@ class WorkingHours:
         return total
 
 
-def make_calendar(kind: str, tz: ZoneInfo, hours: tuple[time, time] | None = None) -> Calendar:
+def make_calendar(
+    kind: str,
+    tz: ZoneInfo,
+    hours: tuple[time, time] | None = None,
+    holidays: frozenset[date] = frozenset(),
+    workdays: frozenset[date] = frozenset(),
+) -> Calendar:
     if kind == "7x24":
         return AlwaysOn()
     if kind == "workdays-cn":
         start, end = hours or (time(9, 0), time(18, 0))
-        return WorkingHours(tz, start, end)
+        return WorkingHours(tz, start, end, holidays, workdays)
     raise ValueError(f"unknown calendar {kind!r} (7x24 or workdays-cn)")
