@@ -4,7 +4,10 @@ The recordings come from the project's own generator; the stack test runs the co
 runs (broker, collector, agent, three snmpsim responders as processes) on a compressed fault
 schedule and checks what the user is promised: incidents open for the injected faults (an
 access switch down is one incident with its cameras as impact), they resolve after recovery,
-/metrics shows them, and the monthly report names the demo devices by serial number.
+/metrics shows them, and the monthly report names the demo devices by serial number. The
+core switch answers SSH: the agent backs up its configuration, and the "config" fault's edit
+arrives as ``config.changed`` = changed with the edited line, and an incident for a change
+outside every maintenance window.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def test_schedule_and_rewrites(tmp_path: Path) -> None:
     assert peak.state.clock_offsets[s.DRIFTING_CAMERA] > 60
     assert 0.80 < peak.state.video_disk_used < 0.9
     assert faults.moment(170).state.video_disk_used == pytest.approx(0.97)
+    assert peak.state.core_config_edited and not quiet.state.core_config_edited
     # speed compresses the same schedule
     assert faults.moment(25, speed=4).active == peak.active
 
@@ -185,14 +189,26 @@ def test_demo_stack_opens_and_resolves_incidents(tmp_path: Path) -> None:
         metrics_seen: set[str] = set()
         camera_rows: list[dict[str, Any]] = []
         switch_row: dict[str, Any] = {}
+        config_changed: dict[str, Any] = {}
         deadline = time.monotonic() + 180
-        while resolved != wanted:
+        while resolved != wanted or not config_changed:
             assert proc.proc.poll() is None, proc.output()[-4000:]
             assert time.monotonic() < deadline, (
-                f"opened {sorted(opened)}, resolved {sorted(resolved)}; log:\n"
-                + proc.output()[-3000:]
+                f"opened {sorted(opened)}, resolved {sorted(resolved)}, configuration change "
+                f"{'seen' if config_changed else 'not seen'}; log:\n" + proc.output()[-3000:]
             )
             rows = _incidents(base, token)
+            if not config_changed:
+                status = http_json(f"{base}/api/v1/status?site=demo", token)
+                config_changed = next(
+                    (
+                        r
+                        for r in status
+                        if (r["target"], r["check"], r["value"])
+                        == (s.CORE, "config.changed", "changed")
+                    ),
+                    {},
+                )
             for key in wanted:
                 for row in _find(rows, *key):
                     opened.setdefault(key, row)
@@ -238,6 +254,16 @@ def test_demo_stack_opens_and_resolves_incidents(tmp_path: Path) -> None:
         assert not during, during
         assert metrics_seen >= {"ups", "level1", "cameras", "cameras-back"}, metrics_seen
 
+        # the changed switch configuration: backed up over SSH, the diff's lines quoted
+        assert config_changed["status"] == "WARN", config_changed
+        old_line, new_line = (line.strip() for line in s.EDIT)
+        assert f"- {old_line}" in config_changed["summary"], config_changed
+        assert f"+ {new_line}" in config_changed["summary"], config_changed
+        unplanned = _find(rows, s.CORE, "sec.config_unplanned")
+        assert unplanned, "no incident for the change outside a maintenance window"
+        backups = list((state / "agent" / "config_backups" / s.CORE).glob("*.cfg"))
+        assert any(new_line in b.read_text() for b in backups), backups
+
         month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
         done = fieldmon(
             "report",
@@ -277,3 +303,9 @@ def test_demo_stack_opens_and_resolves_incidents(tmp_path: Path) -> None:
             ["ps", "-eo", "args"], capture_output=True, text=True, check=True
         ).stdout.splitlines()
     ), "a demo responder outlived fieldmon up"
+    assert not any(
+        "fieldmon.demo.sshd" in line and str(state) in line
+        for line in subprocess.run(
+            ["ps", "-eo", "args"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    ), "the demo's SSH server outlived fieldmon up"

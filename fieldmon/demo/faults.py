@@ -45,6 +45,13 @@ FAULTS = (
     ),
     Fault("ups", f"{s.UPS} runs on battery (mains lost), then mains returns", 60, 90),
     Fault(
+        "config",
+        f"{s.CORE}'s configuration is changed outside any maintenance window (the video "
+        f"server's port {s.EDITED_PORT} moved to VLAN 99), then changed back",
+        45,
+        120,
+    ),
+    Fault(
         "switch",
         f"{s.FAILING_SWITCH} goes down with the {s.CAMERAS_PER_SWITCH} cameras behind it, "
         "then reboots",
@@ -113,6 +120,8 @@ def moment(elapsed: float, speed: float = 1.0, started: float = 0.0) -> Moment:
         since = demo_t - ended if ended is not None else None
         if since is not None:
             state.ups_charge = min(1.0, 0.65 + since / 240)
+    on, into = running("config")
+    state.core_config_edited = on
     on, into = running("switch")
     switch = by_name["switch"]
     if on:

@@ -4,20 +4,26 @@
 responder group with its own ``snmpsim-command-responder`` process on loopback addresses
 (one address per device, one UDP port for all), and on every :meth:`DemoSite.tick` applies
 the fault schedule of :mod:`fieldmon.demo.faults`: rewriting the files of devices whose
-answers changed and stopping or starting the groups that go dark or come back. It also
-writes the agent targets and the collector's site, contract and SLA for the demo, so the
-rest of the product runs exactly as it would at a customer.
+answers changed and stopping or starting the groups that go dark or come back. The core
+switch also answers SSH (:mod:`fieldmon.demo.sshd`, its own process on the switch's address,
+with a host key generated here and written into the demo's known_hosts), so the agent backs
+up its configuration; the "config" fault rewrites one line of it. It also writes the agent
+targets and the collector's site, contract and SLA for the demo, so the rest of the product
+runs exactly as it would at a customer.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import paramiko
 
 from fieldmon.demo import faults
 from fieldmon.demo import site as s
@@ -27,7 +33,15 @@ from fieldmon.demo.recordings import VARIATION_DIR, RecordingWriter, site_addres
 #: their catalogue interval (inventory once a day, at the start).
 DEMO_INTERVALS: dict[str, dict[str, int]] = {
     "*": {"snmp.reachable": 15, "if.oper_status": 30, "snmp.uptime": 60},
-    "switch": {"cpu.usage": 60, "if.utilisation": 60, "if.errors": 60, "if.discards": 60},
+    "switch": {
+        "cpu.usage": 60,
+        "if.utilisation": 60,
+        "if.errors": 60,
+        "if.discards": 60,
+        # only the core switch has [ssh]: its configuration backup, every 40 s at speed 1
+        "config.backup": 40,
+        "config.changed": 40,
+    },
     "camera": {"clock.drift": 20, "cpu.usage": 60, "mem.usage": 60},
     "nvr": {"clock.drift": 60, "disk.usage": 120},
     "ups": {
@@ -116,6 +130,107 @@ class Responder:
             proc.wait()
 
 
+class SshServer:
+    """The core switch's SSH server (:mod:`fieldmon.demo.sshd`) as a child process, with
+    its host key, the agent's known_hosts entry, the login password and the configuration
+    file it serves, all under ``root``."""
+
+    def __init__(self, root: Path, dev: s.Device) -> None:
+        self.root = root
+        self.dev = dev
+        self.port = free_tcp_port_on(dev.address)
+        self.key_file = root / "ssh_host_rsa_key"
+        self.known_hosts = root / "known_hosts"
+        self.password_file = root / "password"
+        self.config_file = root / "current-configuration.cfg"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._config = ""
+
+    def prepare(self, state: s.SiteState) -> None:
+        """A new host key and password for this run, the known_hosts line for them."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        key = paramiko.RSAKey.generate(2048)
+        key.write_private_key_file(str(self.key_file))
+        self.key_file.chmod(0o600)
+        self.known_hosts.write_text(
+            f"[{self.dev.address}]:{self.port} {key.get_name()} {key.get_base64()}\n",
+            encoding="ascii",
+        )
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_urlsafe(18) + "\n")
+        self.write_config(state)
+
+    def write_config(self, state: s.SiteState) -> bool:
+        """Rewrite the served configuration if it changed (atomically); True if it did."""
+        text = s.core_config(self.dev, state)
+        if text == self._config:
+            return False
+        tmp = self.config_file.with_name(self.config_file.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.config_file)
+        self._config = text
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "fieldmon.demo.sshd",
+            f"--listen={self.dev.address}",
+            f"--port={self.port}",
+            f"--host-key={self.key_file}",
+            f"--config={self.config_file}",
+            f"--hostname={self.dev.name}",
+            f"--username={s.SSH_USER}",
+            f"--password-file={self.password_file}",
+        ]
+        with (self.root / "sshd.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def answers(self, deadline: float) -> bool:
+        while time.monotonic() < deadline and self.running:
+            try:
+                with socket.create_connection((self.dev.address, self.port), timeout=1.0) as c:
+                    c.settimeout(2.0)
+                    return c.recv(64).startswith(b"SSH-")
+            except OSError:
+                time.sleep(0.2)
+        return False
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def target_toml(self, timeout: float = 10.0) -> str:
+        """The ``[targets.ssh]`` section of the core switch."""
+        return (
+            f'[targets.ssh]\nvendor = "vrp"\nport = {self.port}\n'
+            f"username = {_toml_str(s.SSH_USER)}\n"
+            f"password_file = {_toml_str(str(self.password_file))}\n"
+            f"known_hosts = {_toml_str(str(self.known_hosts))}\ntimeout = {timeout:g}\n"
+        )
+
+
+def free_tcp_port_on(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
 class DemoSite:
     """The demo site's devices, responders and fault schedule.
 
@@ -147,6 +262,8 @@ class DemoSite:
             )
             for g in self.writer.groups()
         }
+        core = next(d for d in self.devices if d.name == s.CORE)
+        self.ssh = SshServer(root / "ssh", core)
         self.active: frozenset[str] = frozenset()
         self.log: list[str] = []
 
@@ -155,10 +272,19 @@ class DemoSite:
     def start(self, wait: float = 60.0) -> None:
         """Write the healthy site, start every responder and wait until each answers."""
         self.root.mkdir(parents=True, exist_ok=True)
-        self.writer.write(faults.moment(0.0, self.speed, self.started).state)
+        healthy = faults.moment(0.0, self.speed, self.started).state
+        self.writer.write(healthy)
+        self.ssh.prepare(healthy)
+        self.ssh.start()
         for responder in self.responders.values():
             responder.start()
         deadline = time.monotonic() + wait
+        if not self.ssh.answers(deadline):
+            self.stop()
+            raise RuntimeError(
+                f"the demo's SSH server did not answer within {wait:g}s; "
+                f"see {self.ssh.root / 'sshd.log'}"
+            )
         for group in self.responders:
             first = next(d for d in self.devices if d.group == group)
             if not self._answers(first, deadline):
@@ -186,12 +312,16 @@ class DemoSite:
     def stop(self) -> None:
         for responder in self.responders.values():
             responder.stop()
+        self.ssh.stop()
 
     def tick(self) -> list[str]:
         """Apply the schedule now; returns what changed, as lines for the operator."""
         now = time.monotonic()
         moment = faults.moment(now - self._t0, self.speed, self.started)
         self.writer.write(moment.state, now)
+        self.ssh.write_config(moment.state)
+        if not self.ssh.running:
+            self.ssh.start()  # the switch's SSH side never goes dark in this schedule
         lines: list[str] = []
         for name in sorted(moment.active - self.active):
             title = next(f.title for f in faults.FAULTS if f.name == name)
@@ -235,6 +365,8 @@ class DemoSite:
                 f'[targets.snmp]\nversion = "2c"\nport = {self.port}\n'
                 f"community = {_toml_str(d.community)}\ntimeout = 2.0\nretries = 1\n"
             )
+            if d.name == self.ssh.dev.name:
+                out.append(self.ssh.target_toml())
         return "".join(out)
 
     @staticmethod
@@ -261,6 +393,8 @@ class DemoSite:
         lines = [
             f"  demo site   {len(self.devices)} simulated devices ({kinds})",
             f"              SNMP on {first}…{last} port {self.port}, recordings in {self.root}",
+            f"              SSH  on {self.ssh.dev.address} port {self.ssh.port} ({s.CORE},"
+            f" configuration backup; host key in {self.ssh.known_hosts})",
             f"  faults      (speed {self.speed:g})",
         ]
         lines += [f"              {line}" for line in faults.timeline(self.speed)]

@@ -88,6 +88,8 @@ class SiteState:
     ports_down: dict[str, set[str]] = field(default_factory=dict)
     #: device name → when it (re)booted, epoch seconds (overrides the initial boot time)
     booted_at: dict[str, float] = field(default_factory=dict)
+    #: someone edited the core switch's configuration (see :func:`core_config`)
+    core_config_edited: bool = False
 
 
 # ------------------------------------------------------------------------------- the site
@@ -594,3 +596,90 @@ def records(dev: Device, state: SiteState, started: float) -> list[Record]:
         if tag == "2" and not -(2**31) <= int(value) < 2**31:
             raise ValueError(f"{dev.name}: record {oid} = {value} does not fit an Integer32")
     return sorted(out, key=lambda r: _oid_key(r[0]))
+
+
+# ------------------------------------------------------------- the core switch over SSH
+
+#: The VLANs of the site: cameras, recorders and servers, management.
+VLANS = {10: "cameras", 20: "recorders", 30: "servers", 100: "management"}
+#: The edit the "config" fault makes: the video server's port moved out of its VLAN, the
+#: kind of unannounced change that breaks recording until someone notices.
+EDITED_PORT = "XGigabitEthernet0/0/8"
+EDIT = (" port default vlan 30", " port default vlan 99")
+SSH_USER = "fieldmon"
+
+
+def _access_vlan(peer: str) -> int | None:
+    """The VLAN of the core switch's port to ``peer``; None for a trunk to a switch."""
+    if peer in ACCESS:
+        return None
+    if peer in NVRS:
+        return 20
+    return 100 if peer == UPS else 30
+
+
+def core_config(dev: Device, state: SiteState) -> str:
+    """The core switch's ``display current-configuration``, as a Huawei VRP switch prints it.
+
+    Deterministic, so a backup taken twice without a fault is byte-for-byte the same; with
+    ``state.core_config_edited`` one line differs (:data:`EDIT`). The ``local-user`` line
+    carries a cipher text, which the agent masks in every diff it reports.
+    """
+    lines = [
+        f"!Software Version {dev.firmware}",
+        "!Last configuration was updated at 2026-10-28 09:14:03+08:00 by admin",
+        "#",
+        f"sysname {dev.name}",
+        "#",
+        f"vlan batch {' '.join(str(v) for v in VLANS)}",
+        "#",
+        "stp mode rstp",
+        "stp instance 0 root primary",
+        "#",
+        "clock timezone Beijing add 08:00:00",
+        "#",
+    ]
+    for vlan, name in VLANS.items():
+        lines += [f"vlan {vlan}", f" name {name}", "#"]
+    lines += [
+        "aaa",
+        f" local-user {SSH_USER} password irreversible-cipher "
+        "$1c$K8u+4~Pq5J$Wd3]Y<b@E2N0:zLx7mH=qRr>T6a~9Gf5vS'B1c$",
+        f" local-user {SSH_USER} privilege level 3",
+        f" local-user {SSH_USER} service-type ssh",
+        "#",
+        "interface Vlanif100",
+        " ip address 10.20.100.1 255.255.255.0",
+        "#",
+    ]
+    for port in dev.ports:
+        lines.append(f"interface {port.name}")
+        if port.peer is None:
+            lines += [" shutdown", "#"]
+            continue
+        lines.append(f" description to {port.peer}")
+        access = _access_vlan(port.peer)
+        if access is None:
+            lines += [" port link-type trunk", " port trunk allow-pass vlan 10 100"]
+        else:
+            lines += [" port link-type access", f" port default vlan {access}"]
+            if port.name == EDITED_PORT and state.core_config_edited:
+                lines[-1] = EDIT[1]
+        lines.append("#")
+    lines += [
+        "snmp-agent",
+        "snmp-agent sys-info version v2c v3",
+        "#",
+        "stelnet server enable",
+        f"ssh user {SSH_USER} authentication-type password",
+        f"ssh user {SSH_USER} service-type stelnet",
+        "#",
+        "user-interface vty 0 4",
+        " authentication-mode aaa",
+        " protocol inbound ssh",
+        "#",
+        "ntp-service unicast-server 10.20.100.10",
+        "#",
+        "return",
+    ]
+    return "\n".join(lines) + "\n"
