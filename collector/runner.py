@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
+from sqlalchemy.exc import OperationalError
 
 from checks.catalogue import DeviceClass, load_catalogue
 from collector.config import CollectorConfig
@@ -92,6 +93,12 @@ async def _clock(
             for raised in stats.raised:
                 log.info("incident %s %s: %s", raised.number, raised.kind, raised.summary)
             bridge.raised(stats)
+        except OperationalError as exc:
+            # The database restarting, or (PostgreSQL, several collectors) a deadlock with
+            # another collector's ingest on the same incidents: the sweep's transaction was
+            # rolled back whole, and the next tick does it again.
+            first = str(exc.orig or exc).strip().splitlines()[0]
+            log.warning("clock sweep: database refused (%s); again in %.0fs", first, CLOCK_TICK)
         except Exception:
             log.exception("clock sweep failed; trying again in %.0fs", CLOCK_TICK)
         if await pause(stop, CLOCK_TICK):
