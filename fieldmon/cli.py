@@ -184,7 +184,10 @@ def _parser() -> argparse.ArgumentParser:
     r_mon.add_argument("--format", default="html,json", help="comma-separated: html,json,pdf,xlsx")
     r_mon.add_argument("--out", type=Path, default=Path("."))
     r_mon.add_argument(
-        "--template-dir", type=Path, default=None, help="folder with a restyled monthly.typ"
+        "--template-dir",
+        type=Path,
+        default=None,
+        help="folder with style.json (company, logo, colours) and/or restyled templates",
     )
     r_mon.add_argument(
         "--pdf-tags", action="store_true", help="tagged (accessible) PDF, about 8x larger"
@@ -224,7 +227,12 @@ def _report_parsers(rep: Any) -> None:
         r.add_argument("--lang", default="zh-CN", choices=["zh-CN", "en"])
         r.add_argument("--format", default="html,json", help="comma-separated: html,json,pdf")
         r.add_argument("--out", type=Path, default=Path("."))
-        r.add_argument("--template-dir", type=Path, default=None, help="restyled templates")
+        r.add_argument(
+            "--template-dir",
+            type=Path,
+            default=None,
+            help="folder with style.json and/or restyled templates",
+        )
     r_mail = rep.add_parser("mail", help="mail an approved monthly report to the site's contacts")
     r_mail.add_argument("--config", type=Path, default=DEFAULT_COLLECTOR_CONFIG)
     r_mail.add_argument("--site", required=True)

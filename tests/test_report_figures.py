@@ -279,6 +279,9 @@ def test_camera_online_rate_recomputed_from_transitions(
     assert data["summary"]["recording"] == {
         "nvrs": [{"device": "nvr-01", "rate": 98.5}],
         "rate": 98.5,
+        "nvr_count": 1,
+        "reporting": 1,
+        "note": "",
     }
 
 

@@ -17,7 +17,7 @@ from checks.status import Status
 from collector.config import load_collector_config
 from collector.incidents.engine import Policy
 from collector.reports.quarterly import build_quarterly, months_of
-from collector.reports.review import ReviewError, parse_remarks
+from collector.reports.review import ReviewError, content_hash, parse_remarks
 from collector.store.db import Store
 from fieldmon.cli import main
 
@@ -85,6 +85,13 @@ def test_review_approve_then_data_change_makes_new_draft(
     assert "王工" in first and "已审核" in first and "RPT-s1-2026-11-v1" in first
     body = orjson.loads((out / "monthly-s1-2026-11-zh-CN.json").read_bytes())
     assert body["review"]["state"] == "approved" and body["review"]["reviewer"] == "王工"
+    # The approval stored the content hash; the JSON carries it, and hashing the JSON's own
+    # content (less the version suffix the render adds to the number) gives it again.
+    stored = store.report_review("monthly", "s1", "2026-11", "zh-CN")
+    assert stored is not None and len(str(stored["content_hash"])) == 64
+    assert body["review"]["content_hash"] == stored["content_hash"]
+    body["cover"]["report_no"] = body["cover"]["report_no"].removesuffix("-v1")
+    assert content_hash(body) == stored["content_hash"]
     # Re-rendering an approved, unchanged report gives the same text (no new version).
     assert main(["report", "monthly", *base, *fmt]) == 0
     assert _text(pdf) == first
@@ -133,17 +140,27 @@ def test_quarterly_figures_and_pdf(tmp_path: Path, capsys: pytest.CaptureFixture
     assert sla["incidents"] == 2
     assert sla["responded_in_time"] + sla["responded_late"] == 2
     assert oct_["availability"]["rate"] is None  # no data, not 0 %
+    # Availability as the monthly report computes it: from the first verdict (T0) to the end of
+    # November (local), down 25 minutes and 3 hours.
     avail = nov["availability"]
-    assert avail["samples"] == 5 and avail["failed"] == 2 and avail["rate"] == 0.6
+    observed = (datetime(2026, 12, 1, tzinfo=ZoneInfo("Asia/Shanghai")) - T0).total_seconds()
+    down = (25 + 180) * 60
+    assert avail["observed_h"] == round(observed / 3600, 1)
+    assert avail["rate"] == round((observed - down) / observed, 4)
     assert data["recurring"][0]["device"] == "sw-core" and data["recurring"][0]["times"] == 2
     kinds = {r["kind"] for r in data["recommendations"]}
-    assert {"recurring", "availability"} <= kinds
+    assert "recurring" in kinds
+    # Below the 99 % target a month gets a recommendation citing its hours.
+    low = build_quarterly(store, cfg, "s1", "2026Q4", "en", now=T0 + timedelta(days=3))
+    [rec] = [r for r in low["recommendations"] if r["kind"] == "availability"]
+    assert rec["evidence"].endswith(" h") and "2026-11" in rec["text"]
 
     out = tmp_path / "q"
     args = ["--config", str(conf), "--site", "s1", "--quarter", "2026Q4", "--out", str(out)]
     assert main(["report", "quarterly", *args, "--format", "pdf,html,json"]) == 0
     flat = _text(out / "quarterly-s1-2026Q4-zh-CN.pdf")
-    for needle in ("季度维护报告", "2026-11", "sw-core", "60%", "无数据", first, "第1页/共"):
+    pct = f"{round(avail['rate'] * 100, 2):g}%"
+    for needle in ("季度维护报告", "2026-11", "sw-core", pct, "无数据", first, "第1页/共"):
         assert needle in flat, needle
     assert main(["report", "quarterly", *args, "--quarter", "2026Q5"]) == 2
     # The fault report command writes files too.

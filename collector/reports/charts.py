@@ -105,6 +105,38 @@ def online_by_day(data: Mapping[str, Any]) -> bytes | None:
     return _png(fig)
 
 
+def quarter_trend(data: Mapping[str, Any]) -> bytes:
+    """The quarterly report's trend: incidents per month as bars, availability and camera
+    online rate per month as lines (a month without data is a gap, not 0 %)."""
+    L = data["labels"]
+    trends = data["trends"]
+    months = [t["month"] for t in trends]
+    fig = _figure()
+    fig.set_size_inches(8.4, 2.8)
+    ax = fig.add_subplot()
+    bars = ax.bar(months, [t["incidents"] for t in trends], color="#b8c4d0", width=0.5)
+    ax.bar_label(bars, padding=2, fontsize=7)
+    ax.set_ylim(0, max([t["incidents"] for t in trends] + [1]) * 1.3)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel(L["trend_incidents"], fontsize=8)
+    rates = ax.twinx()
+    for key, colour in (("availability", "#2f4a66"), ("camera_online", "#17692b")):
+        ys = [float("nan") if t[key] is None else 100.0 * float(t[key]) for t in trends]
+        rates.plot(months, ys, marker="o", markersize=3, linewidth=1.4, color=colour, label=L[key])
+    rates.set_ylim(0, 105)
+    rates.set_ylabel("%", fontsize=8)
+    rates.legend(fontsize=7, loc="lower right")
+    ax.set_title(L["trend"], fontsize=9)
+    for a in (ax, rates):
+        a.tick_params(labelsize=7)
+    return _png(fig)
+
+
+def quarterly_charts(data: Mapping[str, Any]) -> dict[str, bytes]:
+    """File name → PNG for the quarterly report."""
+    return {"chart-trend.png": quarter_trend(data)}
+
+
 def charts(data: Mapping[str, Any]) -> dict[str, bytes]:
     """File name → PNG for every chart that has something to show."""
     out: dict[str, bytes] = {}

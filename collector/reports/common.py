@@ -6,13 +6,23 @@ same dict, so the figures in the three formats cannot disagree."""
 
 from __future__ import annotations
 
+import base64
+import mimetypes
+import re
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 import orjson
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    select_autoescape,
+)
 from sqlalchemy import RowMapping
 
 from collector.incidents.sla import KINDS, SlaPolicy, deadlines
@@ -65,10 +75,15 @@ def sla_figures(
     return out
 
 
-def html_env() -> Environment:
-    """Jinja2 for the HTML reports: autoescaped, so device and incident text stays text."""
+def html_env(template_dir: Path | None = None) -> Environment:
+    """Jinja2 for the HTML reports: autoescaped, so device and incident text stays text. A
+    restyled folder's templates are used first, the packaged ones for the rest."""
+    package = PackageLoader("collector.reports", "templates")
+    loader: BaseLoader = (
+        ChoiceLoader([FileSystemLoader(template_dir), package]) if template_dir else package
+    )
     env = Environment(
-        loader=PackageLoader("collector.reports", "templates"),
+        loader=loader,
         autoescape=select_autoescape(["html", "j2"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -77,10 +92,43 @@ def html_env() -> Environment:
     return env
 
 
+def html_style(template_dir: Path | None = None) -> dict[str, Any]:
+    """style.json as the HTML views use it: the colours and company name as written, and the
+    logo inlined as a data: URI so the HTML file stays one self-contained file."""
+    from collector.reports.pdf import load_style, package_dir
+
+    style = dict(load_style(template_dir))
+    logo = str(style.get("logo") or "")
+    style["logo_uri"] = ""
+    if logo:
+        for folder in (template_dir, package_dir()):
+            path = folder / logo if folder is not None else None
+            if path is not None and path.is_file():
+                mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                blob = base64.b64encode(path.read_bytes()).decode("ascii")
+                style["logo_uri"] = f"data:{mime};base64,{blob}"
+                break
+    return style
+
+
+def render_html(data: Mapping[str, Any], kind: str, template_dir: Path | None = None) -> str:
+    """One report as HTML from ``{kind}.html.j2`` with the labels of its language and the
+    restyling of ``template_dir`` (or the packaged style)."""
+    template = html_env(template_dir).get_template(f"{kind}.html.j2")
+    return template.render(r=data, L=data["labels"], style=html_style(template_dir))
+
+
 def pct(value: float | None, none: str) -> str:
     """A rate as every format prints it ("99.52%", "100%"), or the words for "no data":
     a figure with nothing behind it is never shown as 0 %."""
     return none if value is None else f"{value:g}%"
+
+
+def safe_stem(stem: str) -> str:
+    """A file name from report identity (site, device, incident): anything but letters (any
+    script), digits and ``.-_@+`` becomes "_", so a device named ``a/../b`` or ``<x>`` cannot
+    pick where the file is written."""
+    return re.sub(r"[^\w.@+-]+", "_", stem).lstrip(".") or "report"
 
 
 def render_report(
@@ -91,6 +139,7 @@ def render_report(
     kind: str,
     stem: str,
     template_dir: Path | None = None,
+    images: Mapping[str, bytes] | None = None,
 ) -> list[Path]:
     """Write ``data`` as ``{stem}.{fmt}`` using the ``{kind}.typ`` / ``{kind}.html.j2``
     templates. Typst is imported only for PDF, so HTML/JSON work without it."""
@@ -98,6 +147,7 @@ def render_report(
     if bad:
         raise RenderError(f"format(s) {', '.join(bad)} not supported (use {', '.join(FORMATS)})")
     out_dir.mkdir(parents=True, exist_ok=True)
+    stem = safe_stem(stem)
     written: list[Path] = []
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
@@ -109,12 +159,15 @@ def render_report(
 
             try:
                 render_pdf(
-                    data, path, images={}, template_dir=template_dir, template_name=f"{kind}.typ"
+                    data,
+                    path,
+                    images=images or {},
+                    template_dir=template_dir,
+                    template_name=f"{kind}.typ",
                 )
             except PdfError as exc:
                 raise RenderError(str(exc)) from exc
         else:
-            html = html_env().get_template(f"{kind}.html.j2").render(r=data, L=data["labels"])
-            path.write_text(html, encoding="utf-8")
+            path.write_text(render_html(data, kind, template_dir), encoding="utf-8")
         written.append(path)
     return written

@@ -24,7 +24,13 @@ from collector.store.times import utc
 
 #: Device classes counted as cameras for the online rate.
 CAMERA_CLASSES = frozenset({"camera"})
-#: The check an NVR reports its recording completeness (percent of scheduled footage kept) by.
+#: Device classes that record video: the NVRs whose recording completeness is asked for.
+NVR_CLASSES = frozenset({"nvr"})
+#: The check an NVR would report its recording completeness (percent of scheduled footage
+#: kept) by. No probe produces it yet: neither NVR recording in shared/fixtures/snmprec
+#: (Hikvision 50001 enterprise tree, Dahua 1004849) exposes recording or per-channel status
+#: over SNMP, only identity and, on the Hikvision, two unlabelled disk figures. The report
+#: therefore says in words that no NVR reports it, and fills the figure once a probe does.
 RECORDING_CHECK = "nvr.recording"
 #: Verdicts of a reachability check that mean "the device answered".
 ONLINE = frozenset({int(Status.OK), int(Status.WARN)})
@@ -130,9 +136,11 @@ def online_curve(
     }
 
 
-def recording(inspection_rows: Iterable[RowMapping]) -> dict[str, Any]:
+def recording(inspection_rows: Iterable[RowMapping], nvrs: Sequence[str] = ()) -> dict[str, Any]:
     """Recording completeness per NVR that reports it (its latest value of the month) and
-    their average; no NVR reporting it gives ``rate`` None, not 100 % or 0 %."""
+    their average, beside how many NVRs the site has (``nvrs``), so the report can say
+    "none of the 40 NVRs reports it" rather than show 100 % or 0 %: no NVR reporting it
+    gives ``rate`` None."""
     per: dict[str, float] = {}
     for r in inspection_rows:
         if r["check"] != RECORDING_CHECK or r["value"] is None:
@@ -145,7 +153,22 @@ def recording(inspection_rows: Iterable[RowMapping]) -> dict[str, Any]:
     return {
         "nvrs": [{"device": k, "rate": round(v, 2)} for k, v in sorted(per.items())],
         "rate": round(sum(values) / len(values), 2) if values else None,
+        "nvr_count": len(set(nvrs) | set(per)),
+        "reporting": len(per),
     }
+
+
+def recording_note(rec: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """The plain statement printed with the recording figure: no NVRs, none reporting (and
+    why), or how many of them the average covers; "" when every NVR reports it."""
+    n, k = int(rec["nvr_count"]), int(rec["reporting"])
+    if n == 0:
+        return labels["recording_no_nvr"]
+    if k == 0:
+        return labels["recording_unreported"].format(n=n)
+    if k < n:
+        return labels["recording_partial"].format(k=k, n=n)
+    return ""
 
 
 def incident_sla(

@@ -192,6 +192,7 @@ _MORE: dict[str, dict[str, str]] = {
         "done": "实际完成",
         "respond": "响应",
         "onsite": "到场",
+        "resolve": "解决",
         "restore": "恢复",
         "met": "达标",
         "missed": "超时",
@@ -220,6 +221,12 @@ _MORE: dict[str, dict[str, str]] = {
         "merged": "已合并",
         "closed": "已关闭",
         "quarterly_title": "季度维护报告",
+        "trend": "季度趋势",
+        "trend_note": "箭头表示与上月相比的变化：↑ 上升，↓ 下降，→ 持平；"
+        "无数据的月份不比较。",
+        "resolved_rate": "按时解决率",
+        "trend_incidents": "故障数",
+        "avail_basis": "在线时长 / 观测时长",
         "quarter": "季度",
         "month": "月份",
         "total": "合计",
@@ -269,6 +276,7 @@ _MORE: dict[str, dict[str, str]] = {
         "done": "Done",
         "respond": "Respond",
         "onsite": "On site",
+        "resolve": "Resolve",
         "restore": "Restore",
         "met": "met",
         "missed": "missed",
@@ -297,6 +305,12 @@ _MORE: dict[str, dict[str, str]] = {
         "merged": "Merged",
         "closed": "Closed",
         "quarterly_title": "Quarterly maintenance report",
+        "trend": "Trends of the quarter",
+        "trend_note": "Arrows compare with the month before: ↑ up, ↓ down, → unchanged; "
+        "months without data are not compared.",
+        "resolved_rate": "Resolved in time",
+        "trend_incidents": "Incidents",
+        "avail_basis": "Online / observed time",
         "quarter": "Quarter",
         "month": "Month",
         "total": "Total",
@@ -479,6 +493,10 @@ _FIGURES: dict[str, dict[str, str]] = {
         "no_cameras": "本站点本月没有摄像机数据，不计算视频在线率。",
         "recording": "录像完整率",
         "recording_none": "本月没有录像机上报录像完整率。",
+        "recording_no_nvr": "本站点本月没有录像机数据，不计算录像完整率。",
+        "recording_unreported": "本站点 {n} 台录像机均未上报录像完整率：其 SNMP 接口不提供录像"
+        "状态，本报告不计算此项（既不是 0%，也不是 100%），请在录像机本地核查录像。",
+        "recording_partial": "{k}/{n} 台录像机上报了录像完整率，下列平均值只含这些录像机。",
         "never_reached": "本月始终无法连接的设备",
         "never_reached_device": "本月该设备始终无法连接，以下检查项均无有效测量值。",
         "empty_month": "本月没有收到任何巡检数据：没有设备上报结果，"
@@ -523,6 +541,13 @@ _FIGURES: dict[str, dict[str, str]] = {
         "no_cameras": "No camera data at this site this month; no online rate is computed.",
         "recording": "Recording completeness",
         "recording_none": "No NVR reported recording completeness this month.",
+        "recording_no_nvr": "No NVR data at this site this month; no recording completeness "
+        "is computed.",
+        "recording_unreported": "None of the {n} NVRs at this site reports recording "
+        "completeness: their SNMP interface does not expose recording status, so this report "
+        "does not compute it (it is neither 0% nor 100%); check recordings on the NVRs.",
+        "recording_partial": "{k} of {n} NVRs report recording completeness; the average "
+        "below covers only those.",
         "never_reached": "Devices never reached this month",
         "never_reached_device": "This device could not be reached at any time this month; "
         "the items below have no valid measurement.",

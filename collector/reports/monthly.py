@@ -18,13 +18,15 @@ from checks.catalogue import CATEGORIES, DeviceClass
 from checks.status import Status
 from collector.config import CollectorConfig
 from collector.reports.changes import build_changes, build_dangers, previous_month
-from collector.reports.common import duration, html_env, local
+from collector.reports.common import duration, local, render_html
 from collector.reports.figures import (
     CAMERA_CLASSES,
+    NVR_CLASSES,
     availability,
     incident_sla,
     online_curve,
     recording,
+    recording_note,
     sla_compliance,
 )
 from collector.reports.labels import LABELS
@@ -248,6 +250,9 @@ def build_monthly(
         bounds=(period.start, until),
     )
     dangers = build_dangers(rows, prev_rows, tz, LABELS[lang])
+    nvrs = [d["name"] for d in devices if d["class"] in NVR_CLASSES]
+    rec = recording(rows, nvrs)
+    rec["note"] = recording_note(rec, LABELS[lang])
     return {
         "kind": "monthly-inspection",
         "lang": lang,
@@ -276,7 +281,7 @@ def build_monthly(
             "sla_compliance": sla_compliance(opened_here),
             "availability": availability(class_of, reach_rows, period.start, until),
             "camera_online": online,
-            "recording": recording(rows),
+            "recording": rec,
             "never_reached": [d["name"] for d in devices if d["never_reached"]],
             "measured_until": local(until, tz),
         },
@@ -322,7 +327,6 @@ def render(
 
             render_xlsx(data, path)
         else:
-            html = html_env().get_template("monthly.html.j2").render(r=data, L=data["labels"])
-            path.write_text(html, encoding="utf-8")
+            path.write_text(render_html(data, "monthly", template_dir), encoding="utf-8")
         written.append(path)
     return written

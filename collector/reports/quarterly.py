@@ -17,12 +17,13 @@ from sqlalchemy import RowMapping
 from collector.config import CollectorConfig
 from collector.incidents.sla import SlaPolicy, deadline
 from collector.reports.common import local, render_report
+from collector.reports.figures import CAMERA_CLASSES, availability, online_curve
 from collector.reports.labels import LABELS
 from collector.store.db import Store
+from collector.store.history import reachability_rows
 from collector.store.incident_ops import clock_of
 from collector.store.times import utc
 
-REACHABILITY = ("snmp.reachable", "host.reachable")
 LEVELS = ("1", "2", "3", "4")
 #: Monthly availability below this gets a recommendation (a contract may promise more).
 AVAILABILITY_TARGET = 0.99
@@ -80,15 +81,64 @@ def _sla_by_level(rows: list[RowMapping], policy: SlaPolicy, now: datetime) -> d
     return out
 
 
-def _availability(store: Store, site: str, month: str) -> dict[str, Any]:
-    """Share of reachability samples that were OK over the month, from the inspection record
-    (samples / failed_samples per device and check)."""
-    samples = failed = 0
-    for r in store.inspection_rows(site, month):
-        if r["check"] in REACHABILITY:
-            samples += int(r["samples"])
-            failed += int(r["failed_samples"])
-    return {"samples": samples, "failed": failed, "rate": _rate(samples - failed, samples)}
+def _availability(
+    class_of: dict[str, str], reach: list[RowMapping], start: datetime, end: datetime
+) -> dict[str, Any]:
+    """Share of observed device-time the site's devices answered their reachability check,
+    computed exactly as the monthly report's availability per class (figures.availability,
+    from reachability transitions), so a month reads the same in both reports; with the
+    hours it was computed from."""
+    per = availability(class_of, reach, start, end)
+    up = sum(float(e["online_s"]) for e in per.values())
+    seen = sum(float(e["observed_s"]) for e in per.values())
+    return {
+        "online_h": round(up / 3600, 1),
+        "observed_h": round(seen / 3600, 1),
+        "rate": round(up / seen, 4) if seen > 0 else None,
+        "by_class": {k: (None if e["rate"] is None else e["rate"] / 100) for k, e in per.items()},
+    }
+
+
+def _direction(cur: float | None, prev: float | None) -> str | None:
+    """How a monthly figure moved against the month before: "up", "down" or "flat" (within
+    a hundredth of a percentage point), None when either month has no figure."""
+    if cur is None or prev is None:
+        return None
+    if abs(cur - prev) < 1e-4:
+        return "flat"
+    return "up" if cur > prev else "down"
+
+
+def _resolved_rate(sla: dict[str, Any]) -> float | None:
+    """All levels together: resolutions in time over resolutions decided."""
+    ok = sum(int(f["resolved_in_time"]) for f in sla.values())
+    late = sum(int(f["resolved_late"]) for f in sla.values())
+    return _rate(ok, ok + late)
+
+
+def _trends(per_month: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The quarter's trend table: per month the headline figures and which way each moved
+    against the previous month of the quarter (the first month has no direction)."""
+    out: list[dict[str, Any]] = []
+    prev: dict[str, Any] | None = None
+    for m in per_month:
+        row = {
+            "month": m["month"],
+            "incidents": m["incidents"],
+            "resolved_rate": _resolved_rate(m["sla"]),
+            "availability": m["availability"]["rate"],
+            "camera_online": m["camera_online"]["rate"],
+        }
+        row["direction"] = {
+            k: _direction(
+                None if row[k] is None else float(row[k]),
+                None if prev is None or prev[k] is None else float(prev[k]),
+            )
+            for k in ("incidents", "resolved_rate", "availability", "camera_online")
+        }
+        out.append(row)
+        prev = row
+    return out
 
 
 def _pct(rate: float | None, none: str) -> str:
@@ -119,18 +169,31 @@ def build_quarterly(
         for r in store.incidents(site=site, since=start, until=end, limit=1_000_000)
         if r["state"] != "merged"
     ]
+    # The camera online rate per month, by the same computation as the monthly report's
+    # (camera-seconds online over camera-seconds observed, from reachability transitions);
+    # kept here as a share (0–1) like this report's other rates.
+    class_of = {str(t["target"]): str(t["class"]) for t in store.target_rows(site)}
+    cameras = sorted(n for n, c in class_of.items() if c in CAMERA_CLASSES)
+    reach = reachability_rows(store, site, min(end, max(now, start)), sorted(class_of))
     per_month: list[dict[str, Any]] = []
     for month in months:
         a, b = _month_bounds(month, tz)
         mine = [r for r in rows if a <= utc(r["opened_at"]) < b]  # type: ignore[operator]
         levels = Counter(str(r["level"]) for r in mine)
+        until = min(b, max(now, a))
+        online = online_curve(cameras, reach, a, until, tz)
         per_month.append(
             {
                 "month": month,
                 "incidents": len(mine),
                 "incidents_by_level": {lv: levels.get(lv, 0) for lv in LEVELS},
                 "sla": _sla_by_level(mine, policy, now),
-                "availability": _availability(store, site, month),
+                "availability": _availability(class_of, reach, a, until),
+                "camera_online": {
+                    "cameras": online["cameras"],
+                    "measured": online["measured"],
+                    "rate": None if online["rate"] is None else round(online["rate"] / 100, 4),
+                },
             }
         )
     groups: dict[tuple[str, str], list[RowMapping]] = defaultdict(list)
@@ -174,7 +237,8 @@ def build_quarterly(
                         rate=_pct(rate, ""),
                         target=_pct(AVAILABILITY_TARGET, ""),
                     ),
-                    "evidence": f"{m['availability']['failed']}/{m['availability']['samples']}",
+                    "evidence": f"{m['availability']['online_h']} h / "
+                    f"{m['availability']['observed_h']} h",
                 }
             )
     for r in rows:
@@ -203,6 +267,7 @@ def build_quarterly(
             "timezone": cfg.timezone,
         },
         "months": per_month,
+        "trends": _trends(per_month),
         "quarter": {
             "incidents": len(rows),
             "incidents_by_level": {
@@ -218,7 +283,17 @@ def build_quarterly(
 def render_quarterly(
     data: dict[str, Any], formats: list[str], out_dir: Path, template_dir: Path | None = None
 ) -> list[Path]:
+    """Write the report; the PDF carries the trend chart (matplotlib), drawn from ``data``."""
+    from collector.reports.charts import quarterly_charts
+
     stem = f"quarterly-{data['cover']['site']}-{data['cover']['period']}-{data['lang']}"
+    images = quarterly_charts(data) if "pdf" in formats else {}
     return render_report(
-        data, formats, out_dir, kind="quarterly", stem=stem, template_dir=template_dir
+        data,
+        formats,
+        out_dir,
+        kind="quarterly",
+        stem=stem,
+        template_dir=template_dir,
+        images=images,
     )

@@ -109,7 +109,10 @@ def _figures(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     co = S["camera_online"]
     out.append((f"{L['camera_online']} (%)", _or(co["rate"], L["no_cameras"])))
     rec = S["recording"]
-    out.append((f"{L['recording']} (%)", _or(rec["rate"], L["recording_none"])))
+    note = rec.get("note") or L["recording_none"]
+    out.append((f"{L['recording']} (%)", _or(rec["rate"], note)))
+    if rec["rate"] is not None and rec.get("note"):
+        out.append((L["recording"], rec["note"]))
     for n in rec["nvrs"]:
         out.append((f"{L['recording']} (%): {n['device']}", n["rate"]))
     if S["never_reached"]:
