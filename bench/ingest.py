@@ -56,6 +56,7 @@ from checks.wire import decode_batch, encode_batch, result_to_wire
 from collector.config import load_collector_config
 from collector.ingest import Ingestor, Message
 from collector.metrics import build_registry
+from collector.mqtt_source import tune_gc
 from collector.store.db import Store
 
 SITE = "bench-site"
@@ -257,6 +258,9 @@ def make_ingestor(db_path: Path) -> Ingestor:
     ``collector/runner.py``), from a default configuration on a fresh database file."""
     cfg = load_collector_config(None, {"database": {"url": f"sqlite:///{db_path}"}})
     store = Store(cfg.database.url, cfg.tz)
+    # The collector's MQTT consumer tunes the garbage collector for ingest when it starts
+    # (collector.mqtt_source.tune_gc); the benchmark's process gets the same setting.
+    tune_gc()
     _, counters = build_registry(store)
     return Ingestor(store, load_catalogue(cfg.catalogue_dirs), cfg.rules(), counters)
 

@@ -93,8 +93,9 @@ class WireResult(_Strict):
     observed_at: Stamp
     facts: Annotated[
         dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=4096)]],
-        Field(max_length=64),
-    ] = {}
+        # A factory, not ``= {}``: pydantic deep-copies a mutable default for every result.
+        Field(max_length=64, default_factory=dict),
+    ]
 
 
 class WireGap(_Strict):
@@ -113,7 +114,7 @@ class WireBatch(_Strict):
     agent: Name
     sent_at: Stamp
     results: Annotated[list[WireResult], Field(max_length=MAX_RESULTS_PER_BATCH)]
-    gaps: Annotated[list[WireGap], Field(max_length=100)] = []
+    gaps: Annotated[list[WireGap], Field(max_length=100, default_factory=list)]
 
 
 class WireStatus(_Strict):
@@ -126,8 +127,18 @@ class WireStatus(_Strict):
     version: Annotated[str, Field(max_length=32)] = ""
 
 
+#: The last (datetime, text) :func:`_iso` produced. Why: the results of one collection share
+#: one ``observed_at`` object, and formatting it again for each of them (every interface of
+#: every poll) was a visible part of the agent's per-poll cost.
+_ISO_LAST: list[tuple[datetime, str]] = []
+
+
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if _ISO_LAST and _ISO_LAST[0][0] is dt:
+        return _ISO_LAST[0][1]
+    text = dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    _ISO_LAST[:] = [(dt, text)]
+    return text
 
 
 def result_to_wire(result: Result) -> dict[str, Any]:

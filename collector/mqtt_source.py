@@ -10,6 +10,7 @@ persistent session the broker keeps everything unacknowledged for the next conne
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,31 @@ from fieldmon.aio import pause
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
+
+#: Allocations between two young-generation collections while consuming (CPython's default
+#: is 700). See :func:`tune_gc`.
+GC_YOUNG_THRESHOLD = 10_000
+_GC_TUNED = False
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for ingest, once per process.
+
+    Storing a batch builds tens of thousands of short-lived dicts and tuples (rows read,
+    rows to write) that survive a young collection or two while the batch is in flight, so
+    with CPython's defaults the collector ran full collections over the whole heap —
+    SQLAlchemy, pydantic and FastAPI included — every few batches: 15–20 % of ingest CPU
+    (measured with ``bench.ingest``'s workload). Freezing what start-up built (it lives
+    for the whole process anyway) takes it out of every later scan, and a larger young
+    generation means fewer collections; cycles are still collected, only less often."""
+    global _GC_TUNED
+    if _GC_TUNED:
+        return
+    _GC_TUNED = True
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 @dataclass
@@ -57,6 +83,7 @@ async def consume(
 ) -> None:
     backoff = 1.0
     loop = asyncio.get_running_loop()
+    tune_gc()
     while not stop.is_set():
         try:
             client = _client(cfg)

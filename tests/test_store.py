@@ -220,7 +220,7 @@ def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
 
     s = Store(db_url)
     Store(db_url).close()  # a second start finds nothing to do
-    assert current_revision(s.engine) == head_revision() == "0005"
+    assert current_revision(s.engine) == head_revision() == "0006"
     with s.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []

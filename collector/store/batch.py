@@ -18,9 +18,10 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Connection,
-    CursorResult,
     Insert,
+    Select,
     Update,
     and_,
     bindparam,
@@ -34,6 +35,7 @@ from checks.result import Result
 from checks.status import Status
 from collector.incidents.engine import REACHABILITY, Context, is_flapping, on_result
 from collector.incidents.rules import Rules
+from collector.store.fastsql import run
 from collector.store.incident_ops import IncidentOps, IngestStats
 from collector.store.schema import (
     current,
@@ -70,6 +72,10 @@ _UPDATE_CURRENT = (
     )
     .values({c: bindparam(c) for c in _CURRENT_COLUMNS})
 )
+#: What an inspection record keeps of the latest result.
+_LATEST_COLUMNS = ("check", "item", "status", "value", "unit", "summary", "observed_at")
+#: Statuses counted as failed samples in the inspection record.
+_FAILED = frozenset({int(Status.WARN), int(Status.CRIT)})
 _INSPECTION_COLUMNS = (
     "check",
     "item",
@@ -94,6 +100,33 @@ _UPDATE_INSPECTION = (
     )
     .values({c: bindparam(c) for c in _INSPECTION_COLUMNS})
 )
+_NAMES: BindParameter[str] = bindparam("p_names", expanding=True)
+_LOAD_TARGETS = select(targets).where(
+    and_(targets.c.site == bindparam("p_site"), targets.c.target.in_(_NAMES))
+)
+_LOAD_CURRENT = select(current).where(
+    and_(current.c.site == bindparam("p_site"), current.c.target.in_(_NAMES))
+)
+_LOAD_INSPECTION = select(inspection).where(
+    and_(
+        inspection.c.site == bindparam("p_site"),
+        inspection.c.month.in_(bindparam("p_months", expanding=True)),
+        inspection.c.target.in_(_NAMES),
+    )
+)
+_LOAD_OPEN_KEYS = select(incidents.c.target, incidents.c.check_key).where(
+    and_(
+        incidents.c.site == bindparam("p_site"),
+        incidents.c.state == "open",
+        incidents.c.target.in_(_NAMES),
+    )
+)
+#: Column names of the rows the loading statements return, by statement.
+_KEYS: dict[int, tuple[str, ...]] = {
+    id(stmt): tuple(str(c.key) for c in stmt.selected_columns)
+    for stmt in (_LOAD_TARGETS, _LOAD_CURRENT, _LOAD_INSPECTION)
+}
+_INSERT_TARGET = insert(targets)
 _INSERT_CURRENT = insert(current)
 _INSERT_TRANSITION = insert(transitions)
 _INSERT_INSPECTION = insert(inspection)
@@ -194,9 +227,9 @@ class _Pending:
         )
 
 
-def _dicts(result: CursorResult[Any]) -> list[dict[str, Any]]:
-    keys = list(result.keys())
-    return [dict(zip(keys, row, strict=True)) for row in result]
+def _dicts(conn: Connection, stmt: Select[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = _KEYS[id(stmt)]
+    return [dict(zip(keys, row, strict=True)) for row in run(conn, stmt, params).rows]
 
 
 class BatchWriter:
@@ -235,55 +268,33 @@ class BatchWriter:
         #: start, end), read once per batch instead of once per failing result.
         self.windows: list[tuple[str, datetime, datetime]] = []
         self.months: dict[datetime, str] = {}
+        #: :meth:`_held_parents`' answer, kept until a target of the batch is added or
+        #: names a parent (every device going down asks for it).
+        self._parents: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ loading
 
     def load(self, results: Sequence[Result]) -> None:
         site, names = self.site, sorted({r.target for r in results})
         months = sorted({self._month(r) for r in results})
-        # Rows as plain dicts built from tuples: RowMapping objects cost more than the
-        # query itself at a few thousand rows per batch.
+        # Prepared statements run as plain tuples (fastsql), turned into plain dicts:
+        # RowMapping objects, and building the IN lists anew, cost more than the queries
+        # themselves at a few thousand rows per batch.
+        by_names = {"p_site": site, "p_names": names}
+        self._parents = None
         self.targets: dict[str, dict[str, Any]] = {
-            row["target"]: row
-            for row in _dicts(
-                self.conn.execute(
-                    select(targets).where(and_(targets.c.site == site, targets.c.target.in_(names)))
-                )
-            )
+            row["target"]: row for row in _dicts(self.conn, _LOAD_TARGETS, by_names)
         }
         self.current: dict[tuple[str, str], dict[str, Any]] = {
             (row["target"], row["check_key"]): row
-            for row in _dicts(
-                self.conn.execute(
-                    select(current).where(and_(current.c.site == site, current.c.target.in_(names)))
-                )
-            )
+            for row in _dicts(self.conn, _LOAD_CURRENT, by_names)
         }
         self.inspection: dict[tuple[str, str, str], dict[str, Any]] = {
             (row["month"], row["target"], row["check_key"]): row
-            for row in _dicts(
-                self.conn.execute(
-                    select(inspection).where(
-                        and_(
-                            inspection.c.site == site,
-                            inspection.c.month.in_(months),
-                            inspection.c.target.in_(names),
-                        )
-                    )
-                )
-            )
+            for row in _dicts(self.conn, _LOAD_INSPECTION, {**by_names, "p_months": months})
         }
         self.open_keys: set[tuple[str, str]] = {
-            (t, k)
-            for t, k in self.conn.execute(
-                select(incidents.c.target, incidents.c.check_key).where(
-                    and_(
-                        incidents.c.site == site,
-                        incidents.c.state == "open",
-                        incidents.c.target.in_(names),
-                    )
-                )
-            )
+            (str(t), str(k)) for t, k in run(self.conn, _LOAD_OPEN_KEYS, by_names).rows
         }
         if results:
             first = min(r.observed_at for r in results)
@@ -323,9 +334,11 @@ class BatchWriter:
 
     def _month(self, r: Result) -> str:
         # Asked twice per result (load, then the inspection record); cached per batch.
-        month = self.months.get(r.observed_at)
+        at = r.observed_at
+        month = self.months.get(at)
         if month is None:
-            month = self.months[r.observed_at] = f"{r.observed_at.astimezone(self.tz):%Y-%m}"
+            local = at.astimezone(self.tz)
+            month = self.months[at] = f"{local.year:04d}-{local.month:02d}"  # no strftime
         return month
 
     # ------------------------------------------------------------------ applying
@@ -360,7 +373,10 @@ class BatchWriter:
             self.pending.current_new[ck] = row
         else:
             self.pending.current_upd[ck] = row
-        self.current[ck] = {**(prev or {}), **row}
+        if prev is None:
+            self.current[ck] = dict(row)
+        else:
+            prev.update(row)  # our own copy: pending holds ``row`` itself
         if changed:
             if prev is not None:
                 self.held_changes.setdefault(ck, []).append(r.observed_at)
@@ -387,8 +403,11 @@ class BatchWriter:
         self, r: Result, key: str, ok_streak: int, facts: dict[str, Any], changed: bool
     ) -> None:
         ops, policy, site = self.ops, self.policy, self.site
-        # open_for reads only the incidents table, which pending writes never touch.
-        open_inc = ops.open_for(site, r.target, key)
+        # open_for reads only the incidents table, which pending writes never touch. The
+        # batch's view of open incidents (open_keys: read by load, kept up to date by
+        # _open_changed) answers "none" without a query; a concurrent collector opening
+        # the same one meanwhile is caught by the unique index and the batch retried.
+        open_inc = ops.open_for(site, r.target, key) if (r.target, key) in self.open_keys else None
         if open_inc is not None and not changed and r.status in policy.open_on:
             # Still failing, nothing changed: a repeat. Flapping needs a change and
             # maintenance windows only stop incidents from opening, so skip both lookups
@@ -459,10 +478,12 @@ class BatchWriter:
         flushed; None for another site."""
         if site != self.site:
             return None
-        return {
-            name: str((row["facts"] or {}).get("parent") or "")
-            for name, row in self.targets.items()
-        }
+        if self._parents is None:
+            self._parents = {
+                name: str((row["facts"] or {}).get("parent") or "")
+                for name, row in self.targets.items()
+            }
+        return self._parents
 
     def _held_facts(self, site: str, target: str) -> dict[str, Any] | None:
         """The facts of a target of this batch (what its row holds once flushed); None for
@@ -503,6 +524,7 @@ class BatchWriter:
             }
             self.pending.targets_new[r.target] = new
             self.targets[r.target] = dict(new)
+            self._parents = None
             return dict(r.facts)
         row = self._target_row(r.target)
         row["agent"], row["class"] = self.agent, r.target_class
@@ -513,6 +535,8 @@ class BatchWriter:
             merged = dict(row["facts"] or {})
             merged.update(r.facts)
             row["facts"] = merged
+            if "parent" in r.facts:
+                self._parents = None
         if row["stale"]:
             row["stale"] = False
             self.flush()
@@ -520,40 +544,41 @@ class BatchWriter:
             if inc is not None:
                 self.ops.resolve(inc.id, r.observed_at, "results arriving again", self.stats)
         self.targets[r.target].update(row)
-        return dict(row["facts"] or {})
+        # Read only by the caller (the incident's vendor), so not copied per result.
+        facts: dict[str, Any] = row["facts"] or {}
+        return facts
 
     def _inspection(self, r: Result) -> None:
         key = (self._month(r), r.target, r.key)
-        failed = 1 if r.status in (Status.WARN, Status.CRIT) else 0
-        latest = {
-            "check": r.check,
-            "item": r.item,
-            "status": int(r.status),
-            "value": value_text(r.value),
-            "unit": r.unit,
-            "summary": r.summary,
-            "observed_at": r.observed_at,
-        }
+        status = int(r.status)
+        failed = 1 if status in _FAILED else 0
         row = self.inspection.get(key)
-        if row is None:
-            row = {**latest, "worst": int(r.status), "samples": 1, "failed_samples": failed}
-            self.pending.inspection_new[key] = row
-            self.inspection[key] = dict(row)
-            return
-        new = {
-            **{c: row[c] for c in _INSPECTION_COLUMNS},
-            "worst": max(int(row["worst"]), int(r.status)),
-            "samples": int(row["samples"]) + 1,
-            "failed_samples": int(row["failed_samples"]) + failed,
-        }
-        last = utc(row["observed_at"])
+        last = utc(row["observed_at"]) if row is not None else None
         if last is None or r.observed_at >= last:
-            new.update(latest)
+            new = {
+                "check": r.check,
+                "item": r.item,
+                "status": status,
+                "value": value_text(r.value),
+                "unit": r.unit,
+                "summary": r.summary,
+                "observed_at": r.observed_at,
+            }
+        else:  # a late result counts, but the latest one stays
+            new = {c: row[c] for c in _LATEST_COLUMNS}  # type: ignore[index]
+        if row is None:
+            new["worst"], new["samples"], new["failed_samples"] = status, 1, failed
+            self.pending.inspection_new[key] = new
+            self.inspection[key] = dict(new)
+            return
+        new["worst"] = max(int(row["worst"]), status)
+        new["samples"] = int(row["samples"]) + 1
+        new["failed_samples"] = int(row["failed_samples"]) + failed
         if key in self.pending.inspection_new:
             self.pending.inspection_new[key] = new
         else:
             self.pending.inspection_upd[key] = new
-        self.inspection[key] = {**row, **new}
+        row.update(new)  # our own copy: pending holds ``new`` itself
 
     # ------------------------------------------------------------------ writing
 
@@ -562,9 +587,10 @@ class BatchWriter:
         if p.empty():
             return
         if p.targets_new:
-            conn.execute(insert(targets), list(p.targets_new.values()))
+            execute_many(conn, _INSERT_TARGET, list(p.targets_new.values()))
         if p.targets_upd:
-            conn.execute(
+            execute_many(
+                conn,
                 _UPDATE_TARGET,
                 [{"k_site": site, "k_target": t, **v} for t, v in p.targets_upd.items()],
             )

@@ -159,6 +159,10 @@ incidents = Table(
     #: The incident list without a site filter, newest first (the board's default view).
     Index("ix_incidents_opened", "opened_at", "id"),
     Index("ix_incidents_state", "state"),
+    #: Searches by level, and by vendor and device class, over a time range (migration
+    #: 0006): the filter columns first, then the list's order, so no range is scanned.
+    Index("ix_incidents_level_opened", "level", "opened_at", "id"),
+    Index("ix_incidents_vendor_class_opened", "vendor", "device_class", "opened_at", "id"),
     # The database itself guarantees one open incident per (target, check), also when
     # several collectors share it.
     Index(
