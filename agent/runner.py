@@ -211,6 +211,10 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
         publisher.notify()
 
     sink = OutboxSink(outbox, after_write)
+    from agent.commands import Commands
+
+    # store_now: an inspection's results are in the file before it is marked carried out.
+    publisher.commands = Commands(cfg, outbox, sink.store_now)
 
     log.info(
         "agent %s/%s starting: %d targets, outbox %s (%d pending)",
@@ -254,6 +258,7 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
     finally:
         if traps is not None:
             await traps.stop()
+        await publisher.commands.close()
         for t in [*tasks, publishing]:
             t.cancel()
         await probes.close()
