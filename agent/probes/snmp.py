@@ -47,6 +47,7 @@ from agent.config import SnmpConfig, TargetConfig
 from agent.probes import snmp_community as community
 from agent.probes import snmp_health as health
 from agent.probes import snmp_rates as rates
+from agent.probes import snmp_usm as usm
 from agent.probes.base import Observation, unknown
 from agent.probes.snmp_health import ENT_CHASSIS, ENT_CLASS, ENT_COLUMNS, ENT_PHYSICAL
 from agent.probes.snmp_values import (
@@ -66,6 +67,7 @@ from agent.snmp_client import (
     SnmpUnreachable,
     SnmpValue,
 )
+from checks.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +285,7 @@ class SnmpProbe:
         try:
             scalars = await client.get_many(oids)
         except SnmpClientError as exc:
-            return out + self._down(wanted, exc)
+            return out + await self._down(wanted, exc, target.address, target.snmp)
         rtt_ms = (time.monotonic() - started) * 1000
         agent_time = wall_before + (self._wall_clock() - wall_before) / 2
         sys_object_id = text(scalars.get(SYS_OBJECT_ID)).lstrip(".")
@@ -322,10 +324,32 @@ class SnmpProbe:
     # --------------------------------------------------------------------------------- checks
 
     @staticmethod
-    def _down(wanted: set[str], exc: SnmpClientError) -> list[Observation]:
-        """Device silent (or refusing us): reachability says so, the rest is UNKNOWN."""
-        kind = "no SNMP answer" if isinstance(exc, SnmpUnreachable) else "SNMP error"
+    async def _down(
+        wanted: set[str], exc: SnmpClientError, address: str, config: SnmpConfig
+    ) -> list[Observation]:
+        """Device silent (or refusing us): reachability says so, the rest is UNKNOWN.
+
+        An SNMPv3 device that refuses our credentials is not down: when the device reports
+        (or its silence shows) a wrong key or an unknown user (:mod:`agent.probes.snmp_usm`),
+        reachability is UNKNOWN with that reason, so nobody is sent to a device that is up.
+        """
+        problem = await usm.diagnose(address, config) if usm.worth_diagnosing(config, exc) else None
         out: list[Observation] = []
+        if problem is not None:
+            if REACHABLE in wanted:
+                reason = f"{problem.summary} ({exc})"
+                out.append(
+                    Observation(
+                        REACHABLE,
+                        None,
+                        summary=reason[:MAX_FACT_LEN],
+                        facts=problem.facts(),
+                        status=Status.UNKNOWN,
+                    )
+                )
+            reason = f"SNMPv3 credentials refused: {problem.summary}"
+            return out + [unknown(c, reason) for c in sorted(wanted - {REACHABLE})]
+        kind = "no SNMP answer" if isinstance(exc, SnmpUnreachable) else "SNMP error"
         if REACHABLE in wanted:
             out.append(Observation(REACHABLE, "down", summary=f"{kind}: {exc}"))
         reason = f"device not answering SNMP: {exc}"
