@@ -69,6 +69,10 @@ class Gap:
         }
 
 
+#: Marks "not parsed yet" in :meth:`Outbox.put`'s per-call cache (None is a parsed value).
+_UNSEEN: Any = object()
+
+
 def _observed(body: dict[str, Any]) -> float | None:
     text = body.get("observed_at")
     if not isinstance(text, str):
@@ -129,7 +133,15 @@ class Outbox:
         """Keep ``results`` (wire-shaped dicts) durably; drop the oldest beyond the bounds."""
         if not results:
             return
-        rows = [(orjson.dumps(r), _observed(r)) for r in results]
+        # The results of one collection share one ``observed_at``: parse each text once.
+        seen: dict[object, float | None] = {}
+        rows = []
+        for r in results:
+            stamp = r.get("observed_at")
+            observed = seen.get(stamp, _UNSEEN)
+            if observed is _UNSEEN:
+                observed = seen[stamp] = _observed(r)
+            rows.append((orjson.dumps(r), observed))
         before = self._count, self._bytes, self._oldest
         try:
             self._put(rows)

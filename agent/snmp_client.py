@@ -20,7 +20,12 @@ Facts about gufo-snmp 0.13 this module relies on (checked against snmpsim 1.2.2)
   request id;
 * the address must be an IP literal (a host name raises ``OSError: invalid address``);
 * a session has no ``close()``: its socket is closed when the object is dropped;
-* there is no SNMPv3 context name parameter: requests always use the empty context.
+* there is no SNMPv3 context name parameter: requests always use the empty context;
+* a GETBULK iterator keeps the rest of the last answer in its ``_buffer`` list (``None`` marks
+  the end of the MIB view) and only sends a request when that list is empty;
+* a session's own ``timeout`` bounds each wait for an answer: when it passes, gufo raises
+  ``TimeoutError`` no earlier than ``timeout`` after sending; a "connection refused" also comes
+  back as ``TimeoutError``, but at once.
 """
 
 from __future__ import annotations
@@ -57,6 +62,20 @@ T = TypeVar("T")
 #: SNMPv3 engine time is only accepted within a 150 s window; refresh before reusing a session
 #: that has been idle for longer than this.
 _V3_RESYNC_AFTER = 120.0
+
+#: gufo's error classes (SnmpAuthError, SnmpDecodeError, SnmpError), imported on first use and
+#: kept: an ``import`` statement in the per-request path costs more than the request's own
+#: Python code.
+_GUFO_ERRORS: tuple[type[Exception], type[Exception], type[Exception]] | None = None
+
+
+def _gufo_errors() -> tuple[type[Exception], type[Exception], type[Exception]]:
+    global _GUFO_ERRORS
+    if _GUFO_ERRORS is None:
+        from gufo.snmp import SnmpAuthError, SnmpDecodeError, SnmpError
+
+        _GUFO_ERRORS = (SnmpAuthError, SnmpDecodeError, SnmpError)
+    return _GUFO_ERRORS
 
 
 class SnmpClientError(Exception):
@@ -161,37 +180,48 @@ class SnmpClient:
         """
         base = _norm_oid(oid)
         prefix = base + "."
+        cut = len(prefix)
+        bulk = self.config.version != "1"
+        what = f"walk of {base}"
 
         async def run(session: SnmpSession) -> list[tuple[str, SnmpValue]]:
             it = (
-                session.getnext(base)
-                if self.config.version == "1"
-                else session.getbulk(base, self.config.max_repetitions)
+                session.getbulk(base, self.config.max_repetitions)
+                if bulk
+                else session.getnext(base)
             )
+            step_now = partial(_next_or_none, it)
             rows: list[tuple[str, SnmpValue]] = []
-            last: tuple[int, ...] = _oid_key(base)
-            what = f"walk of {base}"
+            # Order is checked on the part after ``prefix`` only: every OID compared has that
+            # prefix (the walk ends at the first one without it), so comparing the rest is
+            # comparing the whole OID, and the rest of a table column is usually one arc.
+            last: tuple[int, ...] = ()
+            last_oid = base
             while True:
-                # gufo's GETBULK iterator hands out the rest of the last answer from its
-                # ``_buffer`` without any I/O: only a step that sends a request needs the
-                # timeout and retries (a timer per varbind costs more than the decoding).
-                if getattr(it, "_buffer", None):
-                    step = await _next_or_none(it)
+                # The rest of the last GETBULK answer is taken straight from gufo's buffer:
+                # no I/O, so no timeout, retries or coroutine per varbind (those cost more
+                # than the decoding). Only a step that sends a request goes through
+                # ``_exchange``.
+                buffer = getattr(it, "_buffer", None) if bulk else None
+                step: tuple[str, ValueType] | None
+                if buffer:
+                    step = buffer.pop(0)  # None: the end of the MIB view
                 else:
-                    step = await self._exchange(lambda: _next_or_none(it), what)
+                    step = await self._exchange(step_now, what)
                 if step is None:
                     return rows
                 got, value = step
                 got = _norm_oid(got)
                 if not got.startswith(prefix):
                     return rows
-                key = _oid_key(got)
+                rest = got[cut:]
+                key = (int(rest),) if rest.isdecimal() else _oid_key(rest)
                 if key <= last:
                     raise SnmpFailure(
                         f"{self._where}: walk of {base}: agent returned {got} after "
-                        f"{'.'.join(map(str, last))} (OIDs not increasing)"
+                        f"{last_oid} (OIDs not increasing)"
                     )
-                last = key
+                last, last_oid = key, got
                 if value is not None:
                     rows.append((got, value))
 
@@ -213,7 +243,13 @@ class SnmpClient:
         """
         async with self._slots:
             for attempt in (1, 2):
-                held, reused = await self._checkout()
+                held = self._idle_session()
+                reused = held is not None
+                if held is None:
+                    held = await self._open()
+                elif self._user is not None and time.monotonic() - held.last_ok > _V3_RESYNC_AFTER:
+                    await self._exchange(held.session.refresh, "SNMPv3 time synchronisation")
+                    held.last_ok = time.monotonic()
                 try:
                     result = await fn(held.session)
                 except SnmpFailure:
@@ -227,17 +263,18 @@ class SnmpClient:
                 return result
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns/raises
 
-    async def _checkout(self) -> tuple[_Held, bool]:
-        """An idle session (re-synchronised if SNMPv3 and idle too long) or a new one."""
+    def _idle_session(self) -> _Held | None:
+        """An idle session of the current generation, or None (then a new one is opened).
+
+        Synchronous on purpose: it runs before every request, and the common case (a session
+        is waiting) needs no await; only an SNMPv3 session idle for too long is re-synchronised
+        by the caller.
+        """
         while self._idle:
             held = self._idle.pop()
-            if held.generation != self._generation:
-                continue
-            if self._user is not None and time.monotonic() - held.last_ok > _V3_RESYNC_AFTER:
-                await self._exchange(held.session.refresh, "SNMPv3 time synchronisation")
-                held.last_ok = time.monotonic()
-            return held, True
-        return await self._open(), False
+            if held.generation == self._generation:
+                return held
+        return None
 
     async def _open(self) -> _Held:
         from gufo.snmp import SnmpVersion
@@ -253,9 +290,9 @@ class SnmpClient:
                 engine_id=self._engine_id,
                 user=self._user,
                 version=version[self.config.version],
-                # Our own asyncio.timeout bounds every attempt; gufo's is set longer so that a
-                # TimeoutError raised early by gufo can only mean "refused" (ICMP unreachable).
-                timeout=self.config.timeout * 2 + 1,
+                # gufo's timer bounds every attempt (see _exchange): a second timer of our own
+                # per request doubled the event loop's timer work for nothing.
+                timeout=self.config.timeout,
                 max_repetitions=self.config.max_repetitions,
             )
         except (OSError, ValueError) as exc:
@@ -288,32 +325,38 @@ class SnmpClient:
         return str(infos[0][4][0])
 
     async def _exchange(self, op: Callable[[], Awaitable[T]], what: str) -> T:
-        """One request/response with the configured timeout and retries, errors translated."""
-        from gufo.snmp import SnmpAuthError, SnmpDecodeError, SnmpError
+        """One request/response with the configured timeout and retries, errors translated.
 
+        The timeout is gufo's own (the session is opened with the configured ``timeout``), so
+        a request arms one timer, not two. gufo reports both "no answer in time" and "ICMP port
+        unreachable" as ``TimeoutError``; they are told apart by the time taken: a timeout
+        comes no earlier than ``timeout`` after the request, a refusal at once.
+        """
+        auth_error, decode_error, snmp_error = _GUFO_ERRORS or _gufo_errors()
         timeout = self.config.timeout
         tries = self.config.retries + 1
+        loop = asyncio.get_running_loop()
         for _ in range(tries):
+            started = loop.time()
             try:
-                async with asyncio.timeout(timeout) as deadline:
-                    return await op()
+                return await op()
             except TimeoutError as exc:
-                if deadline.expired():
+                if loop.time() - started >= timeout / 2:
                     continue  # no answer in time: retry
-                # gufo raised before our deadline: the socket got "connection refused"
+                # gufo raised long before its deadline: the socket got "connection refused"
                 raise SnmpUnreachable(
                     f"{self._where}: {what}: nothing answers on UDP port {self.config.port}"
                     " (port unreachable)"
                 ) from exc
-            except SnmpAuthError as exc:
+            except auth_error as exc:
                 detail = "" if str(exc) == "authentication failed" else f": {exc}"
                 raise SnmpFailure(
                     f"{self._where}: {what}: SNMPv3 authentication failed (check user, "
                     f"protocols and keys){detail}"
                 ) from exc
-            except SnmpDecodeError as exc:
+            except decode_error as exc:
                 raise SnmpFailure(f"{self._where}: {what}: undecodable answer: {exc}") from exc
-            except SnmpError as exc:
+            except snmp_error as exc:
                 raise SnmpFailure(f"{self._where}: {what}: {exc or type(exc).__name__}") from exc
             except OSError as exc:
                 raise SnmpUnreachable(f"{self._where}: {what}: {exc.strerror or exc}") from exc

@@ -12,6 +12,10 @@ What is measured, all three processes started by this script and running side by
   ``Broker`` (so the publisher is connected and delivering, as in production);
 * the same agent with one ``snmp-device`` target more, polling a net-snmp ``snmpd`` started
   here on a free loopback UDP port (gufo-snmp loaded), for information;
+* the own-host agent once more, from a byte-compiled copy of ``agent/``, ``checks/`` and
+  ``fieldmon/`` (the ``.pyc`` files pip writes when it installs fieldmon), for information:
+  from this checkout, with ``PYTHONDONTWRITEBYTECODE`` set, every start compiles fieldmon
+  from source and keeps the compiler's freed memory (:class:`InstalledProc`);
 * ``prometheus-node-exporter --web.listen-address=127.0.0.1:PORT`` with its default
   collectors, scraped once after start (so every collector has run once, as under a
   Prometheus) and then left idle.
@@ -20,14 +24,18 @@ After a settling time (the agents' first collection, which includes the inspecti
 items, and node_exporter's first scrape), each process's RSS (``psutil``, ``memory_info``)
 is sampled once a second; the figure is the median of the samples (20 s in full mode). USS
 (memory not shared with other processes) is printed too. The ratio is agent RSS ÷
-node_exporter RSS; the goal is about the absolute figure (≤ 40 MiB), printed beside it.
+node_exporter RSS; the goal is about the absolute figure (≤ 40 MiB), printed beside it. Without
+``prometheus-node-exporter`` installed, the agents are measured and no ratio is given.
 
 Run: ``.venv/bin/python -m bench.agent_rss [--quick]``.
 """
 
 from __future__ import annotations
 
+import compileall
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +52,38 @@ from tests.support.procs import Proc
 
 MIB = 1024 * 1024
 GOAL_MIB = 40.0
+ROOT = Path(__file__).resolve().parents[1]
+#: What ``fieldmon agent run`` imports from this repository.
+PACKAGES = ("agent", "checks", "fieldmon")
+
+
+class InstalledProc(Proc):
+    """``fieldmon agent run`` from a byte-compiled copy of the packages, as pip installs them.
+
+    Why: run from this checkout with ``PYTHONDONTWRITEBYTECODE`` set (as the development
+    machines do), Python compiles every fieldmon module from source at each start, and the
+    compiler's freed memory stays in the process (about 1 MiB of RSS, measured). An installed
+    agent loads the ``.pyc`` files pip wrote at install time. Same source, same interpreter and
+    virtualenv; only where the bytecode comes from differs.
+    """
+
+    def __init__(self, args: list[str], log: Path, folder: Path) -> None:
+        site = folder / "installed"
+        for name in PACKAGES:
+            shutil.copytree(ROOT / name, site / name, ignore=shutil.ignore_patterns("__pycache__"))
+        if not compileall.compile_dir(site, quiet=1):
+            raise RuntimeError(f"could not byte-compile the copy in {site}")
+        self.log_path = log
+        self._log = log.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # ``-m`` puts the working directory first on sys.path: the copy, not the checkout.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fieldmon", *args],
+            stdout=self._log,
+            stderr=self._log,
+            env=env,
+            cwd=site,
+        )
 
 
 @dataclass(slots=True)
@@ -90,12 +130,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="fm-bench-rss-"))
     broker = Broker()
     snmpd = Snmpd()
-    node = NodeExporter()
+    node: NodeExporter | None = NodeExporter()
+    node_error = ""
     agents: list[Proc] = []
     try:
         broker.start()
         snmpd.start()
-        node.start()
+        assert node is not None
+        try:
+            node.start()
+        except SystemExit as exc:  # not installed: measure the agents, print no ratio
+            node_error = str(exc)
+            node.close()
+            node = None
         plain = Proc(
             ["agent", "run", "--config", str(agent_config(folder, "local", broker.port, None))],
             folder / "local.log",
@@ -106,21 +153,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             folder / "snmp.log",
         )
         agents.append(with_snmp)
+        installed = InstalledProc(
+            ["agent", "run", "--config", str(agent_config(folder, "inst", broker.port, None))],
+            folder / "inst.log",
+            folder,
+        )
+        agents.append(installed)
         print(
             f"agent_rss: mosquitto :{broker.port}, snmpd udp :{snmpd.port}, node_exporter "
-            f":{node.port}; settling {settle:g} s, then sampling {sampling:g} s once a second"
+            f"{f':{node.port}' if node else 'NOT AVAILABLE: ' + node_error}; "
+            f"settling {settle:g} s, then sampling {sampling:g} s once a second"
         )
         time.sleep(2.0)
-        body = node.scrape()
+        body = node.scrape() if node is not None else 0
         time.sleep(max(0.0, settle - 2.0))
         for p in agents:
             if p.proc.poll() is not None:
                 raise RuntimeError(f"agent exited early:\n{p.output()[-2000:]}")
         mems = [
             Memory("fieldmon agent (own host only)", plain.proc.pid),
-            Memory("prometheus-node-exporter (anchor)", node.pid),
             Memory("fieldmon agent (own host + 1 SNMP device)", with_snmp.proc.pid),
+            Memory("fieldmon agent (own host), .pyc as installed", installed.proc.pid),
         ]
+        if node is not None:
+            mems.append(Memory("prometheus-node-exporter (anchor)", node.pid))
         end = time.monotonic() + sampling
         while True:
             for m in mems:
@@ -135,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert published == 1, "the agent made no outbox"
     finally:
         codes = [p.stop() for p in agents]
-        node.close()
+        if node is not None:
+            node.close()
         snmpd.close()
         broker.cleanup()
     logs = {p.log_path.name: p.output() for p in agents}
@@ -146,8 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in errors:
             print(logs[n][-2000:])
         return 1
-    agent, anchor, snmp = mems
-    ratio = median(agent.rss) / median(anchor.rss)
+    agent, snmp, inst = mems[:3]
+    anchor = mems[3] if len(mems) > 3 else None
+    ratio = median(agent.rss) / median(anchor.rss) if anchor is not None else float("nan")
     print(f"samples: {len(agent.rss)} per process; {deadline.elapsed():.1f} s in all")
     for m in mems:
         print(m.row())
@@ -157,7 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{verdict} the {GOAL_MIB:g} MiB goal; one SNMP target adds "
         f"{median(snmp.rss) - median(agent.rss):.1f} MiB (gufo-snmp loaded)"
     )
-    print(f"  node_exporter's first scrape returned {body} bytes")
+    print(
+        f"  installed form (.pyc from pip, not compiled at start): {median(inst.rss):.1f} MiB "
+        f"({median(inst.rss) - median(agent.rss):+.1f} MiB against this checkout's agent)"
+    )
+    if anchor is not None:
+        print(f"  node_exporter's first scrape returned {body} bytes")
+    else:
+        print(f"  node_exporter not measured ({node_error}): no ratio, absolute figures only")
     emit(
         [
             Row(
@@ -169,15 +234,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 anchor="prometheus-node-exporter (Debian), default collectors, same run",
                 ratio=ratio,
                 figures=(
-                    f"{median(agent.rss):.1f} vs {median(anchor.rss):.1f} MiB RSS "
-                    f"(goal ≤ {GOAL_MIB:g} MiB); with 1 SNMP target {median(snmp.rss):.1f} MiB"
+                    f"{median(agent.rss):.1f} vs "
+                    f"{f'{median(anchor.rss):.1f}' if anchor else 'n/a'} MiB RSS "
+                    f"(goal ≤ {GOAL_MIB:g} MiB); with 1 SNMP target {median(snmp.rss):.1f} MiB; "
+                    f"installed form (.pyc) {median(inst.rss):.1f} MiB"
                 ),
                 extra={
                     "agent_rss_mib": median(agent.rss),
-                    "anchor_rss_mib": median(anchor.rss),
+                    "anchor_rss_mib": median(anchor.rss) if anchor else float("nan"),
                     "agent_snmp_rss_mib": median(snmp.rss),
                     "agent_uss_mib": median(agent.uss),
-                    "anchor_uss_mib": median(anchor.uss),
+                    "agent_installed_rss_mib": median(inst.rss),
+                    "anchor_uss_mib": median(anchor.uss) if anchor else float("nan"),
                 },
             )
         ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -78,12 +78,18 @@ class DeviceClass:
     source: str
     #: The class this one builds on: its items come first, ours replace those with our ids.
     extends: str | None = None
+    #: ``items`` by id. Why: :meth:`item` runs once per result the agent produces (every
+    #: interface of every poll), and a class has dozens of items to scan.
+    _by_id: dict[str, CheckItem] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        for it in self.items:
+            self._by_id.setdefault(it.id, it)  # the first of a duplicated id, as a scan finds
 
     def item(self, check_id: str) -> CheckItem | None:
-        for it in self.items:
-            if it.id == check_id:
-                return it
-        return None
+        return self._by_id.get(check_id)
 
     def title_in(self, lang: str) -> str:
         return self.title.get(lang) or self.title["en"]

@@ -129,15 +129,18 @@ class WireStatus(_Strict):
 
 #: The last (datetime, text) :func:`_iso` produced. Why: the results of one collection share
 #: one ``observed_at`` object, and formatting it again for each of them (every interface of
-#: every poll) was a visible part of the agent's per-poll cost.
-_ISO_LAST: list[tuple[datetime, str]] = []
+#: every poll) was a visible part of the agent's per-poll cost. One tuple, read and replaced
+#: whole, so that a caller in another thread can never pair one time with another's text.
+_iso_last: tuple[datetime | None, str] = (None, "")
 
 
 def _iso(dt: datetime) -> str:
-    if _ISO_LAST and _ISO_LAST[0][0] is dt:
-        return _ISO_LAST[0][1]
+    global _iso_last
+    last, text = _iso_last
+    if last is dt:
+        return text
     text = dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    _ISO_LAST[:] = [(dt, text)]
+    _iso_last = (dt, text)
     return text
 
 
