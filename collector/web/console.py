@@ -102,6 +102,12 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+def _attachment(name: str, blob: bytes, fmt: str) -> Response:
+    """A downloaded file: the console's security headers, and its name in UTF-8."""
+    headers = {**HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"}
+    return Response(blob, media_type=reviews.MEDIA[fmt], headers=headers)
+
+
 #: The SSH probe's configuration items (agent/probes/ssh.py).
 CONFIG_BACKUP, CONFIG_CHANGED = "config.backup", "config.changed"
 
@@ -694,11 +700,7 @@ class WebConsole:
             with tempfile.TemporaryDirectory(prefix="fieldmon-web-fault-") as tmp:
                 (path,) = render_fault(data, [fmt], Path(tmp))
                 name, blob = path.name, path.read_bytes()
-            headers = {
-                **HEADERS,
-                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
-            }
-            return Response(blob, media_type=reviews.MEDIA[fmt], headers=headers)
+            return _attachment(name, blob, fmt)
 
         @router.post("/incidents/{number}/{action}", response_class=HTMLResponse)
         def act(
@@ -940,11 +942,7 @@ class WebConsole:
                 return self._report(
                     request, who, site, kind, period, str(found["lang"]), error=str(exc), status=500
                 )
-            headers = {
-                **HEADERS,
-                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
-            }
-            return Response(blob, media_type=reviews.MEDIA[fmt], headers=headers)
+            return _attachment(name, blob, fmt)
 
         @router.post("/sites/{site}/reports/{kind}/{period}/send", response_class=HTMLResponse)
         def report_send(
