@@ -35,6 +35,9 @@ class Row:
     ratio: float
     figures: str
     extra: dict[str, float] = field(default_factory=dict)
+    #: The goal this figure is held to, in words ("p99 ≤ 1 s"), for the results table; empty
+    #: when the benchmark only compares against its anchor.
+    goal: str = ""
 
 
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
