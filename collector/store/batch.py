@@ -320,12 +320,15 @@ class BatchWriter:
         open_ids = select(incidents.c.id).where(
             and_(incidents.c.site == site, incidents.c.state == "open")
         )
+        # Only the batch's own targets: a parent down with 1,000 devices behind it would
+        # otherwise have all 1,000 impacts read for every message of a storm.
         self.impacted: set[tuple[str, str]] = {
             (t, k)
             for t, k in self.conn.execute(
                 select(incident_impacts.c.target, incident_impacts.c.check_key).where(
                     and_(
                         incident_impacts.c.incident_id.in_(open_ids),
+                        incident_impacts.c.target.in_(names),
                         incident_impacts.c.cleared_at.is_(None),
                     )
                 )

@@ -490,25 +490,31 @@ class IncidentOps:
                     .values(cleared_at=None)
                 )
             return False
+        # The count is of devices, not checks: it grows only with a device not yet listed.
+        # Counted as it grows rather than recounted, so a storm behind one switch stays
+        # linear instead of re-reading every impact for each new one.
+        known_device = self.conn.execute(
+            select(incident_impacts.c.check_key)
+            .where(
+                and_(
+                    incident_impacts.c.incident_id == parent.id,
+                    incident_impacts.c.target == target,
+                )
+            )
+            .limit(1)
+        ).first()
         self.conn.execute(
             insert(incident_impacts).values(
                 incident_id=parent.id, target=target, check_key=key, first_at=at, cleared_at=None
             )
         )
-        count = self._count_impacted(parent.id)
-        self.conn.execute(
-            update(incidents).where(incidents.c.id == parent.id).values(impact_count=count)
-        )
-        return True
-
-    def _count_impacted(self, inc_id: int) -> int:
-        return int(
+        if known_device is None:
             self.conn.execute(
-                select(func.count(func.distinct(incident_impacts.c.target))).where(
-                    incident_impacts.c.incident_id == inc_id
-                )
-            ).scalar_one()
-        )
+                update(incidents)
+                .where(incidents.c.id == parent.id)
+                .values(impact_count=incidents.c.impact_count + 1)
+            )
+        return True
 
     def clear_impact(self, site: str, target: str, key: str, at: datetime) -> None:
         """A child recovered while its parent's incident is open."""
