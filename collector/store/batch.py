@@ -121,6 +121,19 @@ _LOAD_OPEN_KEYS = select(incidents.c.target, incidents.c.check_key).where(
         incidents.c.target.in_(_NAMES),
     )
 )
+#: Uncleared impacts of the site's open incidents, for the batch's own targets only: a parent
+#: down with 1,000 devices behind it would otherwise have all 1,000 read for every message.
+_LOAD_IMPACTED = select(incident_impacts.c.target, incident_impacts.c.check_key).where(
+    and_(
+        incident_impacts.c.incident_id.in_(
+            select(incidents.c.id).where(
+                and_(incidents.c.site == bindparam("p_site"), incidents.c.state == "open")
+            )
+        ),
+        incident_impacts.c.target.in_(_NAMES),
+        incident_impacts.c.cleared_at.is_(None),
+    )
+)
 #: Column names of the rows the loading statements return, by statement.
 _KEYS: dict[int, tuple[str, ...]] = {
     id(stmt): tuple(str(c.key) for c in stmt.selected_columns)
@@ -317,22 +330,8 @@ class BatchWriter:
                 )
                 if start is not None and end is not None
             ]
-        open_ids = select(incidents.c.id).where(
-            and_(incidents.c.site == site, incidents.c.state == "open")
-        )
-        # Only the batch's own targets: a parent down with 1,000 devices behind it would
-        # otherwise have all 1,000 impacts read for every message of a storm.
         self.impacted: set[tuple[str, str]] = {
-            (t, k)
-            for t, k in self.conn.execute(
-                select(incident_impacts.c.target, incident_impacts.c.check_key).where(
-                    and_(
-                        incident_impacts.c.incident_id.in_(open_ids),
-                        incident_impacts.c.target.in_(names),
-                        incident_impacts.c.cleared_at.is_(None),
-                    )
-                )
-            )
+            (str(t), str(k)) for t, k in run(self.conn, _LOAD_IMPACTED, by_names).rows
         }
 
     def _month(self, r: Result) -> str:

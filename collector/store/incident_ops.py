@@ -176,6 +176,29 @@ _UNCLEARED_IMPACTS = select(incident_impacts.c.target, incident_impacts.c.check_
         incident_impacts.c.cleared_at.is_(None),
     )
 )
+_IMPACT_WHERE = and_(
+    incident_impacts.c.incident_id == bindparam("p_id"),
+    incident_impacts.c.target == bindparam("p_target"),
+    incident_impacts.c.check_key == bindparam("p_key"),
+)
+_IMPACT = select(incident_impacts.c.cleared_at).where(_IMPACT_WHERE)
+_IMPACT_AGAIN = update(incident_impacts).where(_IMPACT_WHERE).values(cleared_at=None)
+_IMPACT_DEVICE = (
+    select(incident_impacts.c.check_key)
+    .where(
+        and_(
+            incident_impacts.c.incident_id == bindparam("p_id"),
+            incident_impacts.c.target == bindparam("p_target"),
+        )
+    )
+    .limit(1)
+)
+_INSERT_IMPACT = insert(incident_impacts)
+_IMPACT_COUNT_UP = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("p_id"))
+    .values(impact_count=incidents.c.impact_count + 1)
+)
 _REPEAT = (
     update(incidents)
     .where(incidents.c.id == bindparam("p_id"))
@@ -466,54 +489,25 @@ class IncidentOps:
         )
 
     def attach(self, parent: OpenIncident, site: str, target: str, key: str, at: datetime) -> bool:
-        """Record ``target``'s failure as impact of the parent's incident; True if new."""
-        exists = self.conn.execute(
-            select(incident_impacts.c.cleared_at).where(
-                and_(
-                    incident_impacts.c.incident_id == parent.id,
-                    incident_impacts.c.target == target,
-                    incident_impacts.c.check_key == key,
-                )
-            )
-        ).first()
+        """Record ``target``'s failure as impact of the parent's incident; True if new.
+
+        A storm behind one switch calls this once per device, so it runs prepared statements
+        and counts devices as they are added instead of recounting every impact."""
+        ids = {"p_id": parent.id, "p_target": target}
+        exists = run(self.conn, _IMPACT, {**ids, "p_key": key}).first()
         if exists is not None:
             if exists[0] is not None:
-                self.conn.execute(
-                    update(incident_impacts)
-                    .where(
-                        and_(
-                            incident_impacts.c.incident_id == parent.id,
-                            incident_impacts.c.target == target,
-                            incident_impacts.c.check_key == key,
-                        )
-                    )
-                    .values(cleared_at=None)
-                )
+                run(self.conn, _IMPACT_AGAIN, {**ids, "p_key": key})
             return False
         # The count is of devices, not checks: it grows only with a device not yet listed.
-        # Counted as it grows rather than recounted, so a storm behind one switch stays
-        # linear instead of re-reading every impact for each new one.
-        known_device = self.conn.execute(
-            select(incident_impacts.c.check_key)
-            .where(
-                and_(
-                    incident_impacts.c.incident_id == parent.id,
-                    incident_impacts.c.target == target,
-                )
-            )
-            .limit(1)
-        ).first()
-        self.conn.execute(
-            insert(incident_impacts).values(
-                incident_id=parent.id, target=target, check_key=key, first_at=at, cleared_at=None
-            )
+        known_device = run(self.conn, _IMPACT_DEVICE, ids).first()
+        run(
+            self.conn,
+            _INSERT_IMPACT,
+            {"incident_id": parent.id, "target": target, "check_key": key, "first_at": at},
         )
         if known_device is None:
-            self.conn.execute(
-                update(incidents)
-                .where(incidents.c.id == parent.id)
-                .values(impact_count=incidents.c.impact_count + 1)
-            )
+            run(self.conn, _IMPACT_COUNT_UP, {"p_id": parent.id})
         return True
 
     def clear_impact(self, site: str, target: str, key: str, at: datetime) -> None:
