@@ -330,6 +330,13 @@ class AgentConfig(StrictModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: How often inspection-only items (inventory) are collected, in seconds.
     inspection_interval: Annotated[int, Field(ge=60)] = 86_400
+    #: Collections running at once, over all targets. Without a bound, an agent with
+    #: hundreds of devices would send every first poll in the same instant, and a device
+    #: (or the agent's host) swamped that way times out and reads as down.
+    max_concurrent_collections: Annotated[int, Field(ge=1, le=10_000)] = 64
+    #: Targets started per second when the agent starts, so that their polls keep a
+    #: staggered rhythm afterwards instead of all falling due together.
+    start_rate: Annotated[float, Field(gt=0, le=10_000)] = 20.0
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
     #: SNMP trap/inform receiver; absent = no receiver (and pysnmp is never loaded).

@@ -235,12 +235,22 @@ async def run_agent(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None
         except BaseException:
             outbox.close()
             raise
+    limiter = asyncio.Semaphore(cfg.max_concurrent_collections)
     tasks = [
         asyncio.create_task(
-            run_target(cfg, t, classes[t.device_class], probes.for_method, sink, stop),
+            run_target(
+                cfg,
+                t,
+                classes[t.device_class],
+                probes.for_method,
+                sink,
+                stop,
+                limiter,
+                start_after=i / cfg.start_rate,
+            ),
             name=f"target:{t.name}",
         )
-        for t in cfg.targets
+        for i, t in enumerate(cfg.targets)
     ]
     # The publisher stops after the targets: a collection still running at ``stop`` ends
     # within the wait below, its results are written, and the publisher delivers them before

@@ -103,13 +103,24 @@ async def run_target(
     probe_for: ProbeFor,
     sink: Sink,
     stop: asyncio.Event,
+    limiter: asyncio.Semaphore | None = None,
+    start_after: float = 0.0,
 ) -> None:
+    """``limiter`` bounds the collections running at once over all targets (waiting for a
+    slot does not count against a collection's deadline); ``start_after`` staggers the
+    targets' first collections, and so their rhythm afterwards."""
     schedule = TargetSchedule(target, dc, cfg.inspection_interval)
+    if start_after > 0 and await pause(stop, start_after):
+        return
     while not stop.is_set():
         started = time.monotonic()
         due = schedule.due(started)
         if due:
-            results = await collect_due(probe_for, target, dc, schedule.by_method(due))
+            if limiter is None:
+                results = await collect_due(probe_for, target, dc, schedule.by_method(due))
+            else:
+                async with limiter:
+                    results = await collect_due(probe_for, target, dc, schedule.by_method(due))
             sink(results)
             schedule.done(due, started)
             log.debug(
