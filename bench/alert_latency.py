@@ -51,7 +51,7 @@ from checks.topics import topic
 from checks.wire import encode_batch, result_to_wire
 from fieldmon.allinone import free_port
 from tests.support.broker import Broker
-from tests.support.configs import collector_toml
+from tests.support.configs import collector_toml, mail_notify_toml
 from tests.support.procs import Proc, metric_value, wait_for
 
 SITE = "s1"
@@ -89,24 +89,8 @@ class Inbox:
 
 
 def notify_toml(smtp_port: int) -> str:
-    return f"""
-[notify]
-window = 0
-[notify.retry]
-attempts = 2
-initial = 1
-[notify.channels.desk]
-type = "email"
-host = "127.0.0.1"
-port = {smtp_port}
-security = "plain"
-sender = "fieldmon <noc@example.net>"
-rate_limit = 10000
-rate_period = 1
-groups = [{{ to = ["desk@example.net"], lang = "en" }}]
-[[notify.routes]]
-channels = ["desk"]
-"""
+    """Grouping off and no effective rate limit: the collector is measured, not the window."""
+    return mail_notify_toml(smtp_port, window=0, rate_limit=10_000)
 
 
 def load_batch(seq: int) -> bytes:

@@ -63,7 +63,7 @@ from checks.topics import topic
 from checks.wire import encode_batch, result_to_wire
 from fieldmon.allinone import free_port
 from tests.support.broker import Broker
-from tests.support.configs import collector_toml
+from tests.support.configs import collector_toml, mail_notify_toml
 from tests.support.procs import Proc, metric_value, wait_for
 
 SITE = "s1"
@@ -90,19 +90,7 @@ class Inbox:
 
 
 def notify_toml(smtp_port: int) -> str:
-    return f"""
-[notify]
-window = {WINDOW_S}
-[notify.channels.desk]
-type = "email"
-host = "127.0.0.1"
-port = {smtp_port}
-security = "plain"
-sender = "fieldmon <noc@example.net>"
-groups = [{{ to = ["desk@example.net"], lang = "en" }}]
-[[notify.routes]]
-channels = ["desk"]
-"""
+    return mail_notify_toml(smtp_port, window=WINDOW_S, retry=False)
 
 
 @dataclass

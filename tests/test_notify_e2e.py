@@ -21,7 +21,7 @@ from checks.status import Status
 from checks.wire import encode_batch, result_to_wire
 from fieldmon.allinone import free_port
 from tests.support.broker import Broker
-from tests.support.configs import collector_toml
+from tests.support.configs import collector_toml, mail_notify_toml
 from tests.support.procs import Proc, http_json, wait_for
 
 
@@ -91,22 +91,7 @@ def test_storm_is_one_incident_one_mail_on_the_timeline(
     tmp_path: Path, own_broker: Broker, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, smtp_port = smtp
-    notify = f"""
-[notify]
-window = 2
-[notify.retry]
-attempts = 2
-initial = 1
-[notify.channels.desk]
-type = "email"
-host = "127.0.0.1"
-port = {smtp_port}
-security = "plain"
-sender = "fieldmon <noc@example.net>"
-groups = [{{ to = ["desk@example.net"], lang = "zh-CN" }}]
-[[notify.routes]]
-channels = ["desk"]
-"""
+    notify = mail_notify_toml(smtp_port, window=2, lang="zh-CN")
     cfg, port = collector_toml(tmp_path, own_broker.port, extra=notify)
     base = f"http://127.0.0.1:{port}"
     collector = Proc(["collector", "run", "--config", str(cfg)], tmp_path / "collector.log")

@@ -74,3 +74,27 @@ name = "host1"
 class = "linux-server"
 intervals = { "cpu.usage" = 5, "mem.usage" = 5 }
 """
+
+
+def mail_notify_toml(
+    smtp_port: int,
+    *,
+    window: float = 0,
+    lang: str = "en",
+    retry: bool = True,
+    rate_limit: int | None = None,
+) -> str:
+    """``[notify]`` with one plain-SMTP e-mail channel to desk@example.net and one route for
+    every incident: what the notification tests and benchmarks run against aiosmtpd."""
+    retry_toml = "[notify.retry]\nattempts = 2\ninitial = 1\n" if retry else ""
+    limit = f"rate_limit = {rate_limit}\nrate_period = 1\n" if rate_limit else ""
+    return (
+        f"\n[notify]\nwindow = {window}\n{retry_toml}"
+        "[notify.channels.desk]\n"
+        'type = "email"\nhost = "127.0.0.1"\n'
+        f"port = {smtp_port}\n"
+        'security = "plain"\nsender = "fieldmon <noc@example.net>"\n'
+        f"{limit}"
+        f'groups = [{{ to = ["desk@example.net"], lang = "{lang}" }}]\n'
+        '[[notify.routes]]\nchannels = ["desk"]\n'
+    )
