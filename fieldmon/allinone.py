@@ -124,6 +124,16 @@ def run_all(
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    # From the first child on, a stop (systemd, Ctrl-C) must reach the shutdown below rather
+    # than kill this process and leave the broker and collector running as orphans.
+    stopping = False
+
+    def _term(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGINT, _term)
     if broker:
         host, _, port_text = broker.rpartition(":")
         if not host or not port_text.isdigit():
@@ -205,6 +215,11 @@ def run_all(
             demo_site.stop()
         print("fieldmon: the collector did not become healthy", file=sys.stderr)
         return 1
+    if stopping:  # asked to stop while starting: nothing more to start
+        _stop(procs)
+        if demo_site:
+            demo_site.stop()
+        return 0
     procs.append(("agent", subprocess.Popen([*me, "agent", "run", "--config", str(agent)])))
     print(
         f"\nfieldmon is running (site {site!r}, state in {state_dir}):\n"
@@ -223,14 +238,6 @@ def run_all(
         + "Press Ctrl-C to stop.\n",
         flush=True,
     )
-    stopping = False
-
-    def _term(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _term)
-    signal.signal(signal.SIGINT, _term)
     rc = 0
     try:
         while not stopping:
