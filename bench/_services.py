@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from fieldmon.allinone import free_port, wait_port
+from fieldmon.processes import stop_process
 
 HOST = "127.0.0.1"
 COMMUNITY = "public"
@@ -71,13 +72,7 @@ class Service:
             raise RuntimeError(f"{self.name} did not start:\n{tail}")
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -25,6 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from fieldmon.configfile import ConfigError
+from fieldmon.processes import stop_process
 
 if TYPE_CHECKING:
     from fieldmon.demo.run import DemoSite
@@ -259,10 +260,4 @@ def run_all(
 def _stop(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     # Agent and collector first, so the agent can say "offline" while the broker is up.
     for _, p in reversed(procs):
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_process(p)

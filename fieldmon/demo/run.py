@@ -28,6 +28,7 @@ import paramiko
 from fieldmon.demo import faults
 from fieldmon.demo import site as s
 from fieldmon.demo.recordings import VARIATION_DIR, RecordingWriter, site_addresses
+from fieldmon.processes import stop_process
 
 #: Seconds at speed 1 between two polls of the checks the faults show; other checks keep
 #: their catalogue interval (inventory once a day, at the start).
@@ -120,14 +121,7 @@ class Responder:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 class SshServer:
@@ -206,14 +200,7 @@ class SshServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
     def target_toml(self, timeout: float = 10.0) -> str:
         """The ``[targets.ssh]`` section of the core switch."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fieldmon.allinone import free_port, give_to_broker_user, mosquitto_conf, wait_port
+from fieldmon.processes import stop_process
 
 
 class Broker:
@@ -37,9 +38,7 @@ class Broker:
             raise RuntimeError(f"mosquitto did not start: {(self.dir / 'broker.log').read_text()}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        stop_process(self.proc)
         self.proc = None
 
     def cleanup(self) -> None:

@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from agent.config import TargetConfig
+from fieldmon.processes import stop_process
 from tests.support.snmpsim import HOST, free_udp_port
 
 AuthProto = Literal["sha", "sha224", "sha256", "sha384", "sha512", "md5"]
@@ -214,14 +215,7 @@ class Snmpd:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
     def close(self) -> None:
         self.stop()

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from agent.config import TargetConfig
+from fieldmon.processes import stop_process
 
 HOST = "127.0.0.1"
 #: snmpsim answers SNMPv3 requests with an empty context name from this data file.
@@ -200,14 +201,7 @@ class SnmpSim:
     def stop(self) -> None:
         """Terminate the responder by its PID and wait for it to exit."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
     def close(self) -> None:
         """Stop, and remove the work directory if this object created it."""
