@@ -288,8 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="fieldmon-bench-storm-"))
     broker = Broker()
     broker.start()
-    cfg, http_port = collector_toml(tmp, broker.port, extra=notify_toml(smtp_port))
-    cfg.write_text(cfg.read_text().replace('log_level = "DEBUG"', 'log_level = "WARNING"'))
+    cfg, http_port = collector_toml(
+        tmp, broker.port, extra=notify_toml(smtp_port), log_level="WARNING"
+    )
     collector = Proc(["collector", "run", "--config", str(cfg)], tmp / "collector.log")
     base = f"http://127.0.0.1:{http_port}"
     watcher = Watcher(tmp / "collector.db")

@@ -120,8 +120,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="fm-bench-mqtt-"))
     broker = Broker()
     broker.start()
-    cfg, http_port = collector_toml(tmp, broker.port)
-    cfg.write_text(cfg.read_text().replace('log_level = "DEBUG"', 'log_level = "WARNING"'))
+    cfg, http_port = collector_toml(tmp, broker.port, log_level="WARNING")
     collector = Proc(["collector", "run", "--config", str(cfg)], tmp / "collector.log")
     base = f"http://127.0.0.1:{http_port}"
     try:

@@ -44,8 +44,8 @@ from bench._common import Deadline, Row, emit, median, parse_args, spread
 from collector.incidents.engine import incident_number
 from collector.store.db import Store
 from collector.store.schema import agents, current, incidents, targets
-from fieldmon.allinone import free_port
 from tests.support.broker import Broker
+from tests.support.configs import collector_toml
 from tests.support.procs import Proc, http_json, wait_for
 
 SITES = [f"site-{i:02d}" for i in range(10)]
@@ -194,18 +194,6 @@ def anchor_registry(store: Store) -> CollectorRegistry:
     return registry
 
 
-def collector_config(tmp: Path, broker_port: int, http_port: int) -> Path:
-    path = tmp / "collector.toml"
-    path.write_text(
-        'log_level = "WARNING"\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nclient_id = "fieldmon-bench"\n'
-        f'[database]\nurl = "sqlite:///{tmp}/collector.db"\n'
-        f'[http]\nlisten = "127.0.0.1"\nport = {http_port}\n',
-        encoding="utf-8",
-    )
-    return path
-
-
 def check_body(body: bytes) -> None:
     """A fast scrape must still be the whole scrape."""
     text = body.decode()
@@ -237,11 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
         broker = Broker()
         broker.start()
-        port = free_port()
-        proc = Proc(
-            ["collector", "run", "--config", str(collector_config(tmp, broker.port, port))],
-            tmp / "collector.log",
-        )
+        # The database filled above is the one this configuration names (tmp/collector.db).
+        cfg, port = collector_toml(tmp, broker.port, log_level="WARNING")
+        proc = Proc(["collector", "run", "--config", str(cfg)], tmp / "collector.log")
         scrape_s: list[float] = []
         anchor_s: list[float] = []
         size = 0

@@ -285,8 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.connect("127.0.0.1", broker.port)
         sub.subscribe(f"fieldmon/v1/{SITE}/+/results", qos=1)
         sub.loop_start()
-        cfg, http_port = collector_toml(tmp, broker.port)
-        cfg.write_text(cfg.read_text().replace('log_level = "DEBUG"', 'log_level = "WARNING"'))
+        cfg, http_port = collector_toml(tmp, broker.port, log_level="WARNING")
         collector = Proc(["collector", "run", "--config", str(cfg)], tmp / "collector.log")
         base = f"http://127.0.0.1:{http_port}"
         wait_for(lambda: ingested(base) == 0.0, 30, what="collector up")

@@ -137,11 +137,14 @@ def collector_config(folder: Path, broker_port: int, db_url: str, name: str) -> 
     """The tests' collector config, pointed at PostgreSQL, in the shared group, quiet."""
     folder.mkdir(parents=True, exist_ok=True)
     cfg, http_port = collector_toml(
-        folder, broker_port, client_id=f"bench-{name}", extra="[incidents]\nstale_intervals = 100\n"
+        folder,
+        broker_port,
+        client_id=f"bench-{name}",
+        extra="[incidents]\nstale_intervals = 100\n",
+        log_level="WARNING",
     )
     text = cfg.read_text()
     text = text.replace(f'url = "sqlite:///{folder}/collector.db"', f'url = "{db_url}"')
-    text = text.replace('log_level = "DEBUG"', 'log_level = "WARNING"')
     cfg.write_text(text.replace("max_backoff = 2\n", "max_backoff = 2\nshared = true\n"))
     return cfg, http_port
 

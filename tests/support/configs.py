@@ -38,11 +38,14 @@ def collector_toml(
     http_port: int | None = None,
     client_id: str = "fieldmon-collector",
     extra: str = "",
+    log_level: str = "DEBUG",
 ) -> tuple[Path, int]:
+    """A collector on ``broker_port`` with SQLite in ``tmp``; tests read its DEBUG log,
+    benchmarks pass ``log_level="WARNING"`` so that logging is not what they measure."""
     port = http_port or free_port()
     path = tmp / f"collector-{client_id}.toml"
     path.write_text(
-        f'log_level = "DEBUG"\n{extra}\n'
+        f'log_level = "{log_level}"\n{extra}\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nclient_id = "{client_id}"\n'
         "max_backoff = 2\n"
         f'[database]\nurl = "sqlite:///{tmp}/collector.db"\n'
