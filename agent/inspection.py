@@ -72,14 +72,10 @@ async def publish(cfg: AgentConfig, payloads: Sequence[bytes]) -> None:
     """
     m = cfg.mqtt
     client = aiomqtt.Client(
-        m.host,
-        m.port,
+        **m.connection(),
         identifier=f"fieldmon-inspect-{cfg.site}-{cfg.agent}-{uuid.uuid4().hex[:8]}",
-        username=m.username,
-        password=m.password.get_secret_value() if m.password else None,
         keepalive=m.keepalive,
         timeout=PUBLISH_TIMEOUT,
-        tls_context=m.tls.context() if m.tls else None,
     )
     async with client:
         for payload in payloads:

@@ -48,14 +48,10 @@ class Publisher:
     def _client(self) -> aiomqtt.Client:
         m = self._cfg.mqtt
         return aiomqtt.Client(
-            m.host,
-            m.port,
+            **m.connection(),
             identifier=f"fieldmon-agent-{self._cfg.site}-{self._cfg.agent}",
-            username=m.username,
-            password=m.password.get_secret_value() if m.password else None,
             keepalive=m.keepalive,
             timeout=30,
-            tls_context=m.tls.context() if m.tls else None,
             will=aiomqtt.Will(
                 self._status_topic,
                 encode_status(self._cfg.site, self._cfg.agent, "offline", __version__),

@@ -61,14 +61,7 @@ class SourceState:
 
 def _client(cfg: MqttConfig) -> aiomqtt.Client:
     client = aiomqtt.Client(
-        cfg.host,
-        cfg.port,
-        identifier=cfg.client_id,
-        username=cfg.username,
-        password=cfg.password.get_secret_value() if cfg.password else None,
-        clean_session=False,
-        timeout=30,
-        tls_context=cfg.tls.context() if cfg.tls else None,
+        **cfg.connection(), identifier=cfg.client_id, clean_session=False, timeout=30
     )
     client._client.manual_ack_set(True)
     return client
