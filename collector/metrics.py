@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import RowMapping
 
 from checks.status import Status
 from checks.wire import RejectReason
@@ -22,7 +22,6 @@ from collector.incidents.rules import Rules
 from collector.incidents.sla import KINDS, SlaPolicy, deadlines
 from collector.store.db import Store, utc
 from collector.store.incident_ops import clock_of
-from collector.store.schema import gaps
 
 #: "Due soon" on the wall display: the hour in which someone can still act.
 DUE_SOON = timedelta(hours=1)
@@ -91,14 +90,15 @@ class StateCollector(Collector):
         yield from self._devices(self._store.status_tuples(REACHABILITY))
         yield from self._incidents_sla()
         yield self._notify_failures()
-        yield self._outbox_gaps()
+        agents = self._store.agent_rows()
+        yield self._outbox_gaps(agents)
         incidents = GaugeMetricFamily(
             "fieldmon_incidents_open",
             "Open incidents per site and fault level",
             labels=["site", "level"],
         )
         counts = {(s, lv): n for s, lv, n in self._store.open_counts()}
-        sites = {s for s, _ in counts} | {r["site"] for r in self._store.agent_rows()}
+        sites = {s for s, _ in counts} | {r["site"] for r in agents}
         for site in sorted(sites):
             for level in (1, 2, 3, 4):
                 incidents.add_metric([site, str(level)], counts.get((site, level), 0))
@@ -114,7 +114,7 @@ class StateCollector(Collector):
             labels=["site", "agent"],
         )
         now = time.time()
-        for row in self._store.agent_rows():
+        for row in agents:
             up.add_metric([row["site"], row["agent"]], 1 if row["state"] == "online" else 0)
             seen = utc(row["last_seen"])
             age.add_metric(
@@ -216,7 +216,7 @@ class StateCollector(Collector):
         yield missed
         yield soon
 
-    def _outbox_gaps(self) -> Metric:
+    def _outbox_gaps(self, agents: list[RowMapping]) -> Metric:
         """Results agents had to drop from a full or aged outbox (their gap records): each one
         is a check the contract paid for and nobody saw."""
         dropped = CounterMetricFamily(
@@ -225,14 +225,10 @@ class StateCollector(Collector):
             "records they sent",
             labels=["site", "agent"],
         )
-        query = select(gaps.c.site, gaps.c.agent, func.sum(gaps.c.dropped)).group_by(
-            gaps.c.site, gaps.c.agent
-        )
-        with self._store.engine.connect() as conn:
-            totals = {(str(s), str(a)): float(n or 0) for s, a, n in conn.execute(query)}
+        totals = {(s, a): float(n) for s, a, n in self._store.dropped_by_agent()}
         # Every known agent has a series from the start (0): a counter that first appears at
         # 40 would show Prometheus no increase, and the alert would never fire.
-        for row in self._store.agent_rows():
+        for row in agents:
             totals.setdefault((str(row["site"]), str(row["agent"])), 0.0)
         for (site, agent), n in sorted(totals.items()):
             dropped.add_metric([site, agent], n)

@@ -216,25 +216,10 @@ class Store:
         """Store a batch in one transaction. When another collector sharing the database
         opened the same incident a moment earlier, the unique index refuses ours: the whole
         batch is retried and then sees (and updates) theirs."""
-        rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
-        return self._retrying(
-            lambda: self._ingest(site, agent, [results], classes, rules, now, gaps)
+        (stats,) = self.ingest_groups(
+            [AgentBatches(site, agent, [results], gaps)], classes, rules, now
         )
-
-    def ingest_batches(
-        self,
-        site: str,
-        agent: str,
-        batches: Sequence[Sequence[Result]],
-        classes: Mapping[str, DeviceClass],
-        rules: Rules | Policy,
-        now: datetime,
-        gaps: Sequence[WireGap] = (),
-    ) -> IngestStats:
-        """Several batches of one agent (consecutive messages) in one transaction, each
-        applied in turn exactly as :meth:`ingest` would apply it; one commit for all."""
-        rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
-        return self._retrying(lambda: self._ingest(site, agent, batches, classes, rules, now, gaps))
+        return stats
 
     def _retrying(self, work: Callable[[], _T], attempts: int = 5) -> _T:
         for attempt in range(attempts):
@@ -255,7 +240,7 @@ class Store:
         now: datetime,
     ) -> list[IngestStats]:
         """Batches of several agents (consecutive messages, in order) in one transaction:
-        each group applied in turn exactly as :meth:`ingest_batches` would apply it, one
+        each agent's batches applied in turn exactly as :meth:`ingest` applies one, one
         commit for all. Thousands of agents each sending one message per cycle would
         otherwise cost one transaction (and its fixed reads and fsync) per message."""
         rules = rules if isinstance(rules, Rules) else Rules(policy=rules)
@@ -268,19 +253,6 @@ class Store:
                 ]
 
         return self._retrying(work)
-
-    def _ingest(
-        self,
-        site: str,
-        agent: str,
-        batches: Sequence[Sequence[Result]],
-        classes: Mapping[str, DeviceClass],
-        rules: Rules,
-        now: datetime,
-        gap_records: Sequence[WireGap] = (),
-    ) -> IngestStats:
-        with self.engine.begin() as conn:
-            return self._ingest_in(conn, site, agent, batches, classes, rules, now, gap_records)
 
     def _ingest_in(
         self,
@@ -1150,6 +1122,15 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [(str(c or ""), int(n)) for c, n in conn.execute(q)]
+
+    def dropped_by_agent(self) -> list[tuple[str, str, int]]:
+        """(site, agent, results dropped) summed over the gap records agents sent: like the
+        failed sends, they only grow, so they can be exposed as counters."""
+        q = select(gaps.c.site, gaps.c.agent, func.sum(gaps.c.dropped)).group_by(
+            gaps.c.site, gaps.c.agent
+        )
+        with self.engine.connect() as conn:
+            return [(str(s), str(a), int(n or 0)) for s, a, n in conn.execute(q)]
 
     # ----------------------------------------------------------------- report reviews
 
