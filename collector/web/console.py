@@ -34,6 +34,7 @@ from collector.http.app import ACTION_ROLE
 from collector.http.auth import Principal
 from collector.incidents.rules import Rules
 from collector.incidents.sla import SlaPolicy, time_left
+from collector.reports.changes import previous_month
 from collector.store.db import ActionError, NotFound, StateConflict, Store
 from collector.store.incident_ops import IngestStats, clock_of
 from collector.web import reviews
@@ -126,11 +127,6 @@ def _config_history(
         (m, r) for m, rows in months for r in rows if str(r["check"]) == CONFIG_CHANGED
     ]
     return {"backup": backup, "changed": changed, "months": per_month}
-
-
-def _month_before(month: str) -> str:
-    year, mon = (int(x) for x in month.split("-"))
-    return f"{year - 1}-12" if mon == 1 else f"{year}-{mon - 1:02d}"
 
 
 def _status_name(value: Any) -> str:
@@ -645,7 +641,7 @@ class WebConsole:
             month = self._month(now)
             # This month and the last always (an empty one says so); earlier months with
             # records, up to a year, folded away on the page.
-            wanted = [month, _month_before(month)]
+            wanted = [month, previous_month(month)]
             wanted += [m for m in self.store.inspection_months(site) if m not in wanted][:10]
             months = [
                 (m, rows)
