@@ -154,6 +154,10 @@ def _all_in_one(state: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _banners(log: Path) -> int:
+    return log.read_text(errors="replace").count("fieldmon is running")
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
@@ -167,6 +171,9 @@ def test_all_in_one_keeps_its_own_session_secret(tmp_path: Path) -> None:
     proc = _all_in_one(state, port, log)
     try:
         wait_for(lambda: http_json(f"{base}/healthz")["status"] == "ok", 40, what="healthy")
+        # The collector answers before the launcher has started the agent and printed its
+        # banner; stopping in between is a clean stop without a banner, so wait for it.
+        wait_for(lambda: _banners(log) == 1, 30, what="the first banner")
         key = state / "session-secret"
         assert key.stat().st_mode & 0o777 == 0o600
         secret = key.read_text().strip()
@@ -179,6 +186,7 @@ def test_all_in_one_keeps_its_own_session_secret(tmp_path: Path) -> None:
     proc = _all_in_one(state, port, log)
     try:
         wait_for(lambda: http_json(f"{base}/healthz")["status"] == "ok", 40, what="healthy")
+        wait_for(lambda: _banners(log) == 2, 30, what="the second banner")
         assert key.read_text().strip() == secret, "the key is reused, not drawn again"
         assert _board_status(base, cookie) == 200, "still signed in after the restart"
     finally:
