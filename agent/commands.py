@@ -11,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+import msgspec
+
 from agent.config import AgentConfig
 from agent.outbox import Outbox
 from checks.commands import InspectRequest, decode_command
@@ -60,7 +62,7 @@ class Commands:
             if unknown:
                 log.warning("inspection request %s: no such target %s", req.request_id, unknown)
             chosen = [t for t in self._cfg.targets if not req.targets or t.name in req.targets]
-            cfg = self._cfg.model_copy(update={"targets": chosen})
+            cfg = msgspec.structs.replace(self._cfg, targets=chosen)
             log.info(
                 "inspection requested by %s (%s): inspecting %d targets",
                 req.requested_by or "the collector",

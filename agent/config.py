@@ -7,42 +7,58 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+import msgspec
+from msgspec import Meta
 
 from agent.net_config import NetConfig
 from checks.catalogue import DeviceClass, load_catalogue
 from checks.thresholds import Threshold, parse_threshold
-from fieldmon.configfile import BrokerConfig, ConfigError, Name, StrictModel, load_model
-from fieldmon.secrets import merge_secret_sources
+from fieldmon.config_structs import (
+    BrokerConfig,
+    Name,
+    Port,
+    StrictStruct,
+    load_struct,
+    resolve_secrets,
+)
+from fieldmon.configfile import ConfigError
+from fieldmon.secrets import Secret
 
 
 class MqttConfig(BrokerConfig):
-    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
+    keepalive: Annotated[int, Meta(ge=5, le=3600)] = 30
     #: Longest pause between reconnection attempts when the broker is unreachable.
-    max_backoff: Annotated[float, Field(gt=0, le=600)] = 60.0
+    max_backoff: Annotated[float, Meta(gt=0, le=600)] = 60.0
 
 
-class SnmpConfig(StrictModel):
+AuthProtocol = Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"]
+PrivProtocol = Literal["des", "aes", "aes192", "aes256"]
+
+
+class SnmpConfig(StrictStruct):
     version: Literal["1", "2c", "3"] = "2c"
-    port: Annotated[int, Field(ge=1, le=65535)] = 161
-    community: SecretStr = SecretStr("public")
+    port: Port = 161
+    #: Never None once loaded: "public" unless given (also ``community_env``/``_file``).
+    community: Secret = None  # type: ignore[assignment]
+    community_env: str | None = None
+    community_file: Path | None = None
     user: str | None = None
-    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] | None = None
-    auth_key: SecretStr | None = None
-    priv_protocol: Literal["des", "aes", "aes192", "aes256"] | None = None
-    priv_key: SecretStr | None = None
-    timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
-    retries: Annotated[int, Field(ge=0, le=5)] = 1
-    max_repetitions: Annotated[int, Field(ge=1, le=100)] = 25
+    auth_protocol: AuthProtocol | None = None
+    auth_key: Secret | None = None
+    auth_key_env: str | None = None
+    auth_key_file: Path | None = None
+    priv_protocol: PrivProtocol | None = None
+    priv_key: Secret | None = None
+    priv_key_env: str | None = None
+    priv_key_file: Path | None = None
+    timeout: Annotated[float, Meta(gt=0, le=60)] = 2.0
+    retries: Annotated[int, Meta(ge=0, le=5)] = 1
+    max_repetitions: Annotated[int, Meta(ge=1, le=100)] = 25
 
-    @model_validator(mode="before")
-    @classmethod
-    def _secret_sources(cls, data: Any) -> Any:
-        """``community_env``/``community_file``, ``auth_key_env``/``…_file``, and so on."""
-        return merge_secret_sources(data, "community", "auth_key", "priv_key")
-
-    @model_validator(mode="after")
-    def _v3_needs_user(self) -> SnmpConfig:
+    def __post_init__(self) -> None:
+        resolve_secrets(
+            self, "community", "auth_key", "priv_key", defaults={"community": Secret("public")}
+        )
         if self.version == "3":
             if not self.user:
                 raise ValueError("SNMPv3 needs 'user'")
@@ -52,13 +68,12 @@ class SnmpConfig(StrictModel):
                 raise ValueError("'auth_key' is required with auth_protocol")
             if self.priv_protocol and not self.priv_key:
                 raise ValueError("'priv_key' is required with priv_protocol")
-        return self
 
 
 SshVendor = Literal["ios", "comware", "vrp", "junos", "routeros", "cumulus", "linux"]
 
 
-class SshConfig(StrictModel):
+class SshConfig(StrictStruct):
     """How the agent logs in to a device to back up its configuration (agent/probes/ssh.py).
 
     Host keys are never accepted blindly: an unknown or changed key refuses the session, since
@@ -68,16 +83,18 @@ class SshConfig(StrictModel):
     """
 
     vendor: SshVendor
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
-    username: Annotated[str, Field(min_length=1)]
-    password: SecretStr | None = None
+    username: Annotated[str, Meta(min_length=1)]
+    port: Port = 22
+    password: Secret | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
     key_file: Path | None = None
     #: Trusted host keys (OpenSSH format). Unset: ~/.ssh/known_hosts (read only) plus
     #: ``<state_dir>/ssh_known_hosts``, where trust-on-first-use records new keys.
     known_hosts: Path | None = None
     accept_new_host_key: bool = False
     #: Seconds for each network step (connect, login, each command's output to end).
-    timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    timeout: Annotated[float, Meta(gt=0, le=300)] = 10.0
     #: linux/cumulus: the files whose contents make up the configuration backup.
     files: list[str] | None = None
 
@@ -87,13 +104,8 @@ class SshConfig(StrictModel):
         device that trickles output forever is still cut off."""
         return self.timeout * 6
 
-    @model_validator(mode="before")
-    @classmethod
-    def _secret_sources(cls, data: Any) -> Any:
-        return merge_secret_sources(data, "password")
-
-    @model_validator(mode="after")
-    def _credentials_and_files(self) -> SshConfig:
+    def __post_init__(self) -> None:
+        resolve_secrets(self, "password")
         if self.password is None and self.key_file is None:
             raise ValueError("SSH needs 'password' or 'key_file'")
         if self.files is not None:
@@ -102,16 +114,15 @@ class SshConfig(StrictModel):
             for path in self.files:
                 if not path.startswith("/") or any(c in path for c in "\n\r\x00"):
                     raise ValueError(f"files: {path!r} must be an absolute path")
-        return self
 
 
-class TargetConfig(StrictModel):
+class TargetConfig(StrictStruct):
     """One device to inspect. Its class's checklist decides what is checked and by which
     method; the target supplies how to reach it: no ``address`` means the agent's own host
     (``local`` items), a ``[targets.snmp]`` section enables ``snmp`` items, and so on."""
 
     name: Name
-    device_class: str = Field(alias="class")
+    device_class: str = msgspec.field(name="class")
     address: str | None = None
     location: str = ""
     parent: Name | None = None
@@ -120,31 +131,26 @@ class TargetConfig(StrictModel):
     #: Ping, TCP ports, HTTP(S) and RTSP checks (agent/probes/net.py).
     net: NetConfig | None = None
     #: Per-check overrides of the catalogue: interval in seconds, threshold table, disabled.
-    intervals: dict[str, Annotated[int, Field(ge=5)]] = {}
+    intervals: dict[str, Annotated[int, Meta(ge=5)]] = {}
     thresholds: dict[str, dict[str, Any]] = {}
     disabled: list[str] = []
     #: Local host only: process names that must be running (``proc.running``, one item each).
-    processes: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
+    processes: list[Annotated[str, Meta(min_length=1, max_length=64)]] = []
     #: Local host only: listening ports accepted even when absent from the recorded baseline.
-    allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
+    allowed_ports: list[Port] = []
 
-    @model_validator(mode="after")
-    def _snmp_needs_address(self) -> TargetConfig:
+    def __post_init__(self) -> None:
         if self.snmp is not None and not self.address:
             raise ValueError("a target with [snmp] settings needs 'address'")
-        return self
-
-    @model_validator(mode="after")
-    def _net_needs_address(self) -> TargetConfig:
         if self.net is not None and self.net.needs_address and not self.address:
             raise ValueError("a target with [net] ping or tcp_ports needs 'address'")
-        return self
-
-    @model_validator(mode="after")
-    def _ssh_needs_address(self) -> TargetConfig:
         if self.ssh is not None and not self.address:
             raise ValueError("a target with [ssh] settings needs 'address'")
-        return self
+        for check, table in self.thresholds.items():
+            try:
+                parse_threshold(table)
+            except ValueError as exc:
+                raise ValueError(f"threshold for {check!r}: {exc}") from None
 
     @property
     def is_local(self) -> bool:
@@ -162,32 +168,20 @@ class TargetConfig(StrictModel):
             out.add("net")
         return out
 
-    @field_validator("thresholds")
-    @classmethod
-    def _thresholds_parse(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for check, table in value.items():
-            try:
-                parse_threshold(table)
-            except ValueError as exc:
-                raise ValueError(f"threshold for {check!r}: {exc}") from None
-        return value
-
     def threshold_for(self, check: str, default: Threshold | None) -> Threshold | None:
         table = self.thresholds.get(check)
         return parse_threshold(table) if table is not None else default
 
 
-class OutboxConfig(StrictModel):
+class OutboxConfig(StrictStruct):
     #: Results kept while the broker is unreachable; the oldest are dropped (and counted) beyond.
-    max_results: Annotated[int, Field(ge=100, le=10_000_000)] = 500_000
+    max_results: Annotated[int, Meta(ge=100, le=10_000_000)] = 500_000
     #: … and beyond this size on disk, and for results older than this.
-    max_mib: Annotated[float, Field(gt=0, le=100_000)] = 256
-    max_age_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 720
-    batch_size: Annotated[int, Field(ge=1, le=2000)] = 500
+    max_mib: Annotated[float, Meta(gt=0, le=100_000)] = 256
+    max_age_hours: Annotated[float, Meta(gt=0, le=24 * 365)] = 720
+    batch_size: Annotated[int, Meta(ge=1, le=2000)] = 500
 
 
-AuthProtocol = Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"]
-PrivProtocol = Literal["des", "aes", "aes192", "aes256"]
 _OID = re.compile(r"\.?[0-9]+(\.[0-9]+)+")
 
 
@@ -198,7 +192,7 @@ def _numeric_oid(value: str, what: str) -> str:
     return value.strip().lstrip(".")
 
 
-class TrapUserConfig(StrictModel):
+class TrapUserConfig(StrictStruct):
     """An SNMPv3 (USM) user allowed to send notifications to the agent's receiver.
 
     USM keys are localised to the *authoritative* engine: for informs that is the receiver,
@@ -206,21 +200,16 @@ class TrapUserConfig(StrictModel):
     engine ID must be listed in ``engine_ids`` (or the device configured to send informs).
     """
 
-    user: Annotated[str, Field(min_length=1, max_length=32)]
+    user: Annotated[str, Meta(min_length=1, max_length=32)]
     auth_protocol: AuthProtocol | None = None
-    auth_key: SecretStr | None = None
+    auth_key: Secret | None = None
     priv_protocol: PrivProtocol | None = None
-    priv_key: SecretStr | None = None
+    priv_key: Secret | None = None
     #: snmpEngineID (hex) of each device that sends this user's traps.
     engine_ids: list[str] = []
 
-    @field_validator("engine_ids")
-    @classmethod
-    def _engine_ids_hex(cls, value: list[str]) -> list[str]:
-        return [engine_id_hex(v) for v in value]
-
-    @model_validator(mode="after")
-    def _keys_match_protocols(self) -> TrapUserConfig:
+    def __post_init__(self) -> None:
+        self.engine_ids = [engine_id_hex(v) for v in self.engine_ids]
         if self.priv_protocol and not self.auth_protocol:
             raise ValueError("SNMPv3 privacy (priv_protocol) needs auth_protocol too")
         for proto, key, name in (
@@ -233,7 +222,6 @@ class TrapUserConfig(StrictModel):
                 raise ValueError(f"'{name}_key' is given without {name}_protocol")
             if key is not None and len(key.get_secret_value()) < 8:
                 raise ValueError(f"'{name}_key' must be at least 8 characters (RFC 3414)")
-        return self
 
     @property
     def security_level(self) -> int:
@@ -254,7 +242,7 @@ def engine_id_hex(value: str) -> str:
     return text
 
 
-class TrapMapConfig(StrictModel):
+class TrapMapConfig(StrictStruct):
     """One vendor notification the built-in table does not know (camera and NVR alarms)."""
 
     oid: str
@@ -265,44 +253,33 @@ class TrapMapConfig(StrictModel):
     item_from: str | None = None
     summary: str = ""
 
-    @field_validator("oid")
-    @classmethod
-    def _oid_numeric(cls, value: str) -> str:
-        return _numeric_oid(value, "oid")
-
-    @field_validator("item_from")
-    @classmethod
-    def _item_from_numeric(cls, value: str | None) -> str | None:
-        return None if value is None else _numeric_oid(value, "item_from")
+    def __post_init__(self) -> None:
+        self.oid = _numeric_oid(self.oid, "oid")
+        if self.item_from is not None:
+            self.item_from = _numeric_oid(self.item_from, "item_from")
 
 
-class TrapsConfig(StrictModel):
+class TrapsConfig(StrictStruct):
     """The SNMP trap and inform receiver (optional): events arrive as they happen."""
 
     listen: str = "0.0.0.0"
-    port: Annotated[int, Field(ge=1, le=65535)] = 162
+    port: Port = 162
     #: SNMPv1/v2c communities accepted; anything else is rejected and counted.
-    communities: list[SecretStr] = []
+    communities: list[Secret] = []
     users: list[TrapUserConfig] = []
     #: The receiver's own snmpEngineID (hex), which v3 informs are keyed to; generated if unset.
     engine_id: str | None = None
-    mappings: list[TrapMapConfig] = Field(default=[], alias="map")
+    mappings: list[TrapMapConfig] = msgspec.field(default_factory=list, name="map")
 
-    @field_validator("listen")
-    @classmethod
-    def _listen_ipv4(cls, value: str) -> str:
+    def __post_init__(self) -> None:
         try:
-            return str(ipaddress.IPv4Address(value))
+            self.listen = str(ipaddress.IPv4Address(self.listen))
         except ValueError:
-            raise ValueError(f"listen {value!r} must be an IPv4 address such as 0.0.0.0") from None
-
-    @field_validator("engine_id")
-    @classmethod
-    def _engine_id_hex(cls, value: str | None) -> str | None:
-        return None if value is None else engine_id_hex(value)
-
-    @model_validator(mode="after")
-    def _accepts_something(self) -> TrapsConfig:
+            raise ValueError(
+                f"listen {self.listen!r} must be an IPv4 address such as 0.0.0.0"
+            ) from None
+        if self.engine_id is not None:
+            self.engine_id = engine_id_hex(self.engine_id)
         if not self.communities and not self.users:
             raise ValueError(
                 "the trap receiver would reject everything: give 'communities' (v1/v2c)"
@@ -318,43 +295,40 @@ class TrapsConfig(StrictModel):
         dupes = sorted({o for o in oids if oids.count(o) > 1})
         if dupes:
             raise ValueError(f"traps.map: each oid once; repeated: {', '.join(dupes)}")
-        return self
 
 
-class AgentConfig(StrictModel):
+class AgentConfig(StrictStruct):
     site: Name
     agent: Name
+    targets: Annotated[list[TargetConfig], Meta(min_length=1)]
     state_dir: Path = Path("/var/lib/fieldmon")
     catalogue_dirs: list[Path] = []
     ntp_server: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: How often inspection-only items (inventory) are collected, in seconds.
-    inspection_interval: Annotated[int, Field(ge=60)] = 86_400
+    inspection_interval: Annotated[int, Meta(ge=60)] = 86_400
     #: Collections running at once, over all targets. Without a bound, an agent with
     #: hundreds of devices would send every first poll in the same instant, and a device
     #: (or the agent's host) swamped that way times out and reads as down.
-    max_concurrent_collections: Annotated[int, Field(ge=1, le=10_000)] = 64
+    max_concurrent_collections: Annotated[int, Meta(ge=1, le=10_000)] = 64
     #: Targets started per second when the agent starts, so that their polls keep a
     #: staggered rhythm afterwards instead of all falling due together.
-    start_rate: Annotated[float, Field(gt=0, le=10_000)] = 20.0
-    mqtt: MqttConfig = MqttConfig()
-    outbox: OutboxConfig = OutboxConfig()
+    start_rate: Annotated[float, Meta(gt=0, le=10_000)] = 20.0
+    mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
+    outbox: OutboxConfig = msgspec.field(default_factory=OutboxConfig)
     #: SNMP trap/inform receiver; absent = no receiver (and pysnmp is never loaded).
     traps: TrapsConfig | None = None
-    targets: Annotated[list[TargetConfig], Field(min_length=1)]
 
-    @model_validator(mode="after")
-    def _unique_targets(self) -> AgentConfig:
+    def __post_init__(self) -> None:
         names = [t.name for t in self.targets]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"target names must be unique; repeated: {', '.join(dupes)}")
-        return self
 
 
 def load_agent_config(path: Path | None, data: dict[str, Any] | None = None) -> AgentConfig:
     """Load and cross-check an agent configuration; ConfigError names file, key and problem."""
-    cfg = load_model(AgentConfig, path, data)
+    cfg = load_struct(AgentConfig, path, data)
     where = path or "<embedded defaults>"
     try:
         catalogue = load_catalogue(cfg.catalogue_dirs)

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from pydantic import ValidationError
+import msgspec
 
 from agent.config import SnmpConfig, TargetConfig
 from agent.probes.snmp_values import descr_lines, text
@@ -306,13 +306,8 @@ async def _trial(found: Discovery, classes: Mapping[str, DeviceClass]) -> None:
 
     dc = classes[found.device_class]
     checks = {it.id for it in dc.items if it.method == "snmp"}
-    target = TargetConfig.model_validate(
-        {
-            "name": "discover",
-            "class": found.device_class,
-            "address": found.address,
-            "snmp": found.snmp,
-        }
+    target = TargetConfig(
+        name="discover", device_class=found.device_class, address=found.address, snmp=found.snmp
     )
     probe = SnmpProbe({})
     try:
@@ -405,8 +400,8 @@ def command(
         fields = dict(snmp_fields)
         if port is not None:
             fields["port"] = port
-        snmp = SnmpConfig.model_validate(fields)
-    except (ValueError, ValidationError) as exc:
+        snmp = SnmpConfig.from_dict(fields)
+    except (ValueError, msgspec.ValidationError) as exc:
         print(f"fieldmon: discover: {exc}", file=err)
         return 2
     try:

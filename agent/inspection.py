@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 
 import aiomqtt
+import msgspec
 
 from agent.config import AgentConfig
 from agent.runner import check_all
@@ -44,7 +45,7 @@ def select_targets(cfg: AgentConfig, names: Sequence[str] | None) -> AgentConfig
             f" (targets: {', '.join(sorted(known))})"
         )
     chosen = [t for t in cfg.targets if t.name in set(names)]
-    return cfg.model_copy(update={"targets": chosen})
+    return msgspec.structs.replace(cfg, targets=chosen)
 
 
 def batches(cfg: AgentConfig, results: Sequence[Result]) -> list[bytes]:

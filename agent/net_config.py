@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+import msgspec
+from msgspec import Meta
 
-from fieldmon.configfile import StrictModel
+from fieldmon.config_structs import Port, StrictStruct
 
 #: Result items are at most 256 characters (wire schema), and a URL is an item name.
 MAX_URL_LEN = 256
@@ -35,7 +36,7 @@ def _url(value: str, schemes: tuple[str, ...]) -> str:
     return text
 
 
-class NetConfig(StrictModel):
+class NetConfig(StrictStruct):
     """Checks over the network, for devices that cannot run an agent (cameras, NVRs, switches).
 
     ``ping`` and ``tcp_ports`` use the target's ``address``; URLs carry their own host, so a
@@ -45,23 +46,17 @@ class NetConfig(StrictModel):
     #: ICMP echo to ``address`` (``ping.rtt``).
     ping: bool = True
     #: TCP ports that must accept a connection (``tcp.open``, one item per port).
-    tcp_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
+    tcp_ports: list[Port] = msgspec.field(default_factory=list)
     #: http:// or https:// URLs (``http.status``; https ones also ``tls.days_left``).
-    urls: list[str] = Field(default_factory=list)
+    urls: list[str] = msgspec.field(default_factory=list)
     #: rtsp:// URLs whose stream service must answer OPTIONS (``rtsp.answering``).
-    rtsp: list[str] = Field(default_factory=list)
+    rtsp: list[str] = msgspec.field(default_factory=list)
     #: Seconds for each connection, request or echo reply.
-    timeout: Annotated[float, Field(gt=0, le=20)] = 3.0
+    timeout: Annotated[float, Meta(gt=0, le=20)] = 3.0
 
-    @field_validator("urls")
-    @classmethod
-    def _http_urls(cls, value: list[str]) -> list[str]:
-        return [_url(v, ("http", "https")) for v in value]
-
-    @field_validator("rtsp")
-    @classmethod
-    def _rtsp_urls(cls, value: list[str]) -> list[str]:
-        return [_url(v, ("rtsp",)) for v in value]
+    def __post_init__(self) -> None:
+        self.urls = [_url(v, ("http", "https")) for v in self.urls]
+        self.rtsp = [_url(v, ("rtsp",)) for v in self.rtsp]
 
     @property
     def needs_address(self) -> bool:

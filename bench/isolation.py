@@ -56,7 +56,7 @@ CHECKS = frozenset({"snmp.reachable", "snmp.uptime", "if.oper_status"})
 
 
 def target(name: str, port: int) -> TargetConfig:
-    return TargetConfig.model_validate(
+    return TargetConfig.from_dict(
         {
             "name": name,
             "class": "snmp-device",

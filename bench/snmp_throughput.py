@@ -121,7 +121,7 @@ class Pollers:
     def __init__(self, snmpd: Snmpd, exporter: SnmpExporter | None, folder: Path) -> None:
         self.snmpd = snmpd
         self.exporter = exporter
-        self.target = TargetConfig.model_validate(
+        self.target = TargetConfig.from_dict(
             {
                 "name": "sw-1",
                 "class": "snmp-device",

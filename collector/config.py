@@ -16,8 +16,8 @@ from collector.incidents.engine import Policy
 from collector.incidents.rules import Rules, Window
 from collector.incidents.sla import DEFAULT_TARGETS, LevelTargets, SlaPolicy
 from collector.notify.config import NotifyConfig
-from fieldmon.configfile import BrokerConfig, Name, StrictModel, load_model
-from fieldmon.secrets import merge_secret_sources, read_secret
+from fieldmon.config_models import BrokerConfig, Name, StrictModel, load_model, merge_secret_sources
+from fieldmon.secrets import read_secret
 
 
 class MqttConfig(BrokerConfig):

@@ -75,7 +75,8 @@ async def run_schedule(cfg: CollectorConfig, store: Store, stop: asyncio.Event) 
         month = monthly_due(cfg, now)
         if month is not None:
             todo = [
-                a for a in await asyncio.to_thread(known_agents, store, sites)
+                a
+                for a in await asyncio.to_thread(known_agents, store, sites)
                 if (month, *a) not in sent
             ]
             if todo:

@@ -188,9 +188,7 @@ async def _follow(
                 client_id,
                 cfg.takeover_after_seconds,
             )
-            await client.publish(
-                status_topic(client_id), HELD + cfg.client_id, qos=1, retain=True
-            )
+            await client.publish(status_topic(client_id), HELD + cfg.client_id, qos=1, retain=True)
             own_stop = asyncio.Event()
             peer_cfg = cfg.model_copy(update={"client_id": client_id})
             task = asyncio.create_task(

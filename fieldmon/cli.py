@@ -323,7 +323,7 @@ def _agent_malloc_env(argv: Sequence[str] | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _agent_malloc_env(argv)
-    # Imported here, after the re-execution above: configfile loads pydantic.
+    # Imported after the re-execution above, which would only repeat the work.
     from fieldmon.configfile import ConfigError
 
     args = _parser().parse_args(argv)

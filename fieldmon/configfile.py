@@ -1,79 +1,44 @@
-"""Loading TOML configuration into pydantic models with errors that name file and key.
+"""Reading TOML configuration files, and the error every configuration problem becomes.
 
 Shared by the agent and the collector: a bad config must stop the program with exit code 2
-before anything connects, and tell the operator exactly what to fix.
+before anything connects, and tell the operator exactly what to fix. The files are validated
+by two layers that share these pieces: :mod:`fieldmon.config_structs` (msgspec, the agent)
+and :mod:`fieldmon.config_models` (pydantic, the collector).
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-
-from checks.topics import NAME_RE
-from fieldmon.secrets import merge_secret_sources
-from fieldmon.tls import TlsConfig
-
-M = TypeVar("M", bound=BaseModel)
-
-#: Site, agent and target names as configuration fields.
-Name = Annotated[str, Field(pattern=NAME_RE.pattern)]
+from typing import Any, Protocol
 
 
-class StrictModel(BaseModel):
-    """Configuration sections: unknown keys are errors (a typo must not be silently ignored)."""
+class Revealable(Protocol):
+    """A secret of either layer (:class:`fieldmon.secrets.Secret`, pydantic's ``SecretStr``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    def get_secret_value(self) -> str: ...
 
 
-class BrokerConfig(StrictModel):
-    """How to reach the MQTT broker; the agent and the collector extend it."""
+class HasContext(Protocol):
+    """Either layer's ``[mqtt.tls]`` settings."""
 
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    username: str | None = None
-    #: Also ``password_env`` (an environment variable) or ``password_file``.
-    password: SecretStr | None = None
-    tls: TlsConfig | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _secret_sources(cls, data: Any) -> Any:
-        return merge_secret_sources(data, "password")
-
-    def connection(self) -> dict[str, Any]:
-        """Where and how to connect, as keyword arguments of ``aiomqtt.Client``; each caller
-        adds its own identifier, session and will."""
-        return {
-            "hostname": self.host,
-            "port": self.port,
-            "username": self.username,
-            "password": self.password.get_secret_value() if self.password else None,
-            "tls_context": self.tls.context() if self.tls else None,
-        }
+    def context(self) -> Any: ...
 
 
 class ConfigError(Exception):
     """A configuration that cannot be used. ``str()`` is the message to show the operator."""
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
+#: What an unknown key is told, by both layers: a typo must not be silently ignored.
+UNKNOWN_KEY = "unknown key (check the spelling against the configuration reference)"
+
+
+def where(loc: tuple[int | str, ...]) -> str:
+    """``("targets", 0, "snmp")`` → ``targets[0].snmp``: a key path as the operator reads it."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
-
-
-def explain(path: Path | str, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid configuration"]
-    for err in exc.errors(include_url=False):
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling against the configuration reference)"
-        lines.append(f"  {_where(err['loc'])}: {msg}")
-    return "\n".join(lines)
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -88,13 +53,24 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_model(model: type[M], path: Path | None, data: dict[str, Any] | None = None) -> M:
-    """Validate ``data`` (or the file at ``path``) as ``model``; ConfigError on any problem."""
-    if data is None:
-        if path is None:
-            raise ConfigError("no configuration given")
-        data = load_toml(path)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(explain(path or "<embedded defaults>", exc)) from None
+def read_config(path: Path | None, data: dict[str, Any] | None) -> dict[str, Any]:
+    """``data`` when given (embedded defaults, tests), else the TOML file at ``path``."""
+    if data is not None:
+        return data
+    if path is None:
+        raise ConfigError("no configuration given")
+    return load_toml(path)
+
+
+def mqtt_connection(
+    host: str, port: int, username: str | None, password: Revealable | None, tls: HasContext | None
+) -> dict[str, Any]:
+    """Where and how to connect, as keyword arguments of ``aiomqtt.Client``; each caller adds
+    its own identifier, session and will."""
+    return {
+        "hostname": host,
+        "port": port,
+        "username": username,
+        "password": password.get_secret_value() if password is not None else None,
+        "tls_context": tls.context() if tls is not None else None,
+    }

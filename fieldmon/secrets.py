@@ -17,26 +17,55 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, SecretStr
+__all__ = ["Secret", "SecretError", "read_secret"]
 
-__all__ = ["SecretError", "merge_secret_sources", "read_secret", "resolve_secret_fields"]
+
+class Secret:
+    """A password, key or community string: its ``repr`` and ``str`` never show the value.
+
+    Our own small type rather than pydantic's ``SecretStr`` because the agent's configuration
+    is not built with pydantic (see :mod:`fieldmon.config_structs`); the collector's pydantic
+    models convert with ``SecretStr(secret.get_secret_value())`` where they need to.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __len__(self) -> int:
+        return len(self._value)
 
 
 class SecretError(ValueError):
-    """A secret setting that cannot be resolved. A ValueError so that pydantic validators turn
-    it into an ordinary configuration error located at the offending key."""
+    """A secret setting that cannot be resolved. A ValueError so that validators (pydantic's and
+    msgspec's) turn it into an ordinary configuration error located at the offending key."""
 
 
 def read_secret(
-    value: SecretStr | str | None = None,
+    value: Secret | str | None = None,
     *,
     env: str | None = None,
     file: Path | str | None = None,
     name: str = "secret",
     environ: Mapping[str, str] | None = None,
-) -> SecretStr | None:
+) -> Secret | None:
     """Return the secret from exactly one of ``value``, ``env`` or ``file``; None if none is set.
 
     Giving two sources is an error rather than a precedence rule: an operator who sets both
@@ -49,17 +78,17 @@ def read_secret(
         keys = " and ".join(f"{name}{k}" for k in given)
         raise SecretError(f"{keys} are both set: give the secret one way only")
     if value is not None:
-        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        text = value.get_secret_value() if isinstance(value, Secret) else value
         if not text:
             raise SecretError(f"{name} is empty")
-        return SecretStr(text)
+        return Secret(text)
     if env is not None:
         source = os.environ if environ is None else environ
         if env not in source:
             raise SecretError(f"{name}_env: environment variable {env} is not set")
         if not source[env]:
             raise SecretError(f"{name}_env: environment variable {env} is empty")
-        return SecretStr(source[env])
+        return Secret(source[env])
     if file is not None:
         path = Path(file)
         try:
@@ -76,44 +105,5 @@ def read_secret(
             text = text[:-1]
         if not text:
             raise SecretError(f"{name}_file: {path} is empty")
-        return SecretStr(text)
+        return Secret(text)
     return None
-
-
-def resolve_secret_fields(model: BaseModel, *names: str, required: bool = False) -> None:
-    """Resolve each secret field ``X`` of ``model`` from ``X`` / ``X_env`` / ``X_file``.
-
-    Meant for an ``@model_validator(mode="after")``: the resolved value is stored in ``X``, so
-    the rest of the program reads one field and never cares where the secret came from. The
-    model declares ``X: SecretStr | None``, ``X_env: str | None`` and ``X_file: Path | None``.
-    With ``required``, a secret given none of the three ways is an error.
-    """
-    for name in names:
-        secret = read_secret(
-            getattr(model, name),
-            env=getattr(model, f"{name}_env"),
-            file=getattr(model, f"{name}_file"),
-            name=name,
-        )
-        if secret is None and required:
-            raise SecretError(f"{name} is required (or {name}_env / {name}_file)")
-        setattr(model, name, secret)
-
-
-def merge_secret_sources(data: Any, *names: str) -> Any:
-    """For a ``@model_validator(mode="before")``: accept ``X_env`` / ``X_file`` for each secret
-    field ``X`` and put the secret they name into ``X``, so the model keeps one plain field.
-
-    Used where a secret has a default (an SNMP community is "public" unless told otherwise)
-    or must stay non-optional, which :func:`resolve_secret_fields` cannot express.
-    """
-    if not isinstance(data, dict):
-        return data
-    out = dict(data)
-    for name in names:
-        env, file = out.pop(f"{name}_env", None), out.pop(f"{name}_file", None)
-        if env is None and file is None:
-            continue
-        secret = read_secret(out.get(name), env=env, file=file, name=name)
-        out[name] = secret
-    return out

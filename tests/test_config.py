@@ -24,8 +24,8 @@ class = "linux-server"
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (('site = "s1"', 'site = "bad/site"'), "site: String should match pattern"),
-        (("port = 1883", "port = 99999"), "mqtt.port: Input should be less than or equal"),
+        (('site = "s1"', 'site = "bad/site"'), "site: Expected `str` matching regex"),
+        (("port = 1883", "port = 99999"), "mqtt.port: Expected `int` <= 65535"),
         (
             ('class = "linux-server"', 'class = "linux-server"\ncolour = "red"'),
             "targets[0].colour: unknown key",

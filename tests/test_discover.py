@@ -48,7 +48,7 @@ EXPECTED = {
 
 
 def config(sim: SnmpSim, community: str, **fields: Any) -> SnmpConfig:
-    return SnmpConfig.model_validate(
+    return SnmpConfig.from_dict(
         {"port": sim.port, "community": community, "timeout": 1.0, **fields}
     )
 
@@ -154,7 +154,7 @@ async def test_snmpv1_discovery(snmpsim: SnmpSim) -> None:
 
 
 async def test_silent_device() -> None:
-    dead = SnmpConfig.model_validate({"port": free_udp_port(), "timeout": 0.3, "retries": 0})
+    dead = SnmpConfig.from_dict({"port": free_udp_port(), "timeout": 0.3, "retries": 0})
     with pytest.raises(DiscoverError, match=r"nothing answers|no answer"):
         await discover(HOST, dead)
 

@@ -28,6 +28,7 @@ TOTAL = TARGETS * ROUNDS
 CRIT_TARGETS = 10
 CRIT_ROUNDS = (50, 75)
 
+
 def _db(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
 

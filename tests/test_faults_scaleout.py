@@ -210,9 +210,7 @@ def test_survivor_adopts_a_dead_collectors_session_and_lets_it_go(
         # c1 returns: the survivor lets the session go, and the two split the load again.
         procs["c1"] = Proc(["collector", "run", "--config", str(cfgs["c1"])], tmp_path / "c1b.log")
         _wait_subscribed("c1", cfgs["c1"])
-        wait_for(
-            lambda: "letting its session go" in procs["c2"].output(), 30, what="c2 lets go"
-        )
+        wait_for(lambda: "letting its session go" in procs["c2"].output(), 30, what="c2 lets go")
         more = write_payloads(
             tmp_path / "more", SITE, AGENT, targets=TARGETS, rounds=10, batch=BATCH, tag="more"
         )

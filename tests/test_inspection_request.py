@@ -43,8 +43,16 @@ def test_scheduled_and_manual_inspection_each_run_once(tmp_path: Path, own_broke
         assert "inspection requested by schedule" in agent.output()
 
         asked = fieldmon(
-            "inspection", "request", "--config", str(coll_cfg), "--site", "s1",
-            "--target", "host1", "--author", "li.wei",
+            "inspection",
+            "request",
+            "--config",
+            str(coll_cfg),
+            "--site",
+            "s1",
+            "--target",
+            "host1",
+            "--author",
+            "li.wei",
         )
         assert asked.returncode == 0, asked.stderr
         assert "requested from a1" in asked.stdout

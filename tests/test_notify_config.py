@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from collector.notify.config import NotifyConfig, RetryConfig
 from collector.notify.model import Notice
 from collector.notify.redact import Scrubber
 from collector.notify.render import headline, markdown, plain_text, short_text, trim_bytes
-from fieldmon.configfile import ConfigError, load_model
-from fieldmon.secrets import SecretError, read_secret
+from fieldmon.config_models import load_model
+from fieldmon.configfile import ConfigError
+from fieldmon.secrets import Secret, SecretError, read_secret
 
 T0 = dt.datetime(2026, 11, 3, 2, 13, tzinfo=dt.UTC)
 
@@ -45,9 +45,9 @@ def load(data: dict[str, Any]) -> NotifyConfig:
 def test_secret_inline_env_or_file(tmp_path: Path) -> None:
     f = tmp_path / "pw"
     f.write_text("from-file\n")
-    assert read_secret("inline") == SecretStr("inline")
-    assert read_secret(env="PW", environ={"PW": "from-env"}) == SecretStr("from-env")
-    assert read_secret(file=f) == SecretStr("from-file"), "one trailing newline dropped"
+    assert read_secret("inline") == Secret("inline")
+    assert read_secret(env="PW", environ={"PW": "from-env"}) == Secret("from-env")
+    assert read_secret(file=f) == Secret("from-file"), "one trailing newline dropped"
     f.write_text("  spaced \r\n")
     secret = read_secret(file=f)
     assert secret is not None and secret.get_secret_value() == "  spaced ", "nothing else"

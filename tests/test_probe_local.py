@@ -22,7 +22,7 @@ from agent.probes.local import LocalProbe, temperature_observations
 from checks.catalogue import load_catalogue
 from checks.status import Status
 
-TARGET = TargetConfig.model_validate({"name": "host1", "class": "linux-server"})
+TARGET = TargetConfig.from_dict({"name": "host1", "class": "linux-server"})
 ALL = {i.id for i in load_catalogue()["linux-server"].items}
 
 
@@ -98,7 +98,7 @@ class Shwtemp(NamedTuple):
 
 
 def local_target(**extra: object) -> TargetConfig:
-    return TargetConfig.model_validate({"name": "host1", "class": "linux-server", **extra})
+    return TargetConfig.from_dict({"name": "host1", "class": "linux-server", **extra})
 
 
 async def test_named_processes_running_or_crit() -> None:

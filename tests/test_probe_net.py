@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -180,7 +181,7 @@ def _target(s: Servers, **extra: Any) -> TargetConfig:
             f"rtsp://{HOST}:{s.closed}/off",
         ],
     }
-    return TargetConfig.model_validate(
+    return TargetConfig.from_dict(
         {"name": "cam-01", "class": "camera", "address": HOST, "net": net, **extra}
     )
 
@@ -235,7 +236,7 @@ async def test_tls_days_left_crit_then_warn_by_override(servers: Servers) -> Non
 
 
 async def test_tls_handshake_failure_is_unknown(servers: Servers) -> None:
-    target = TargetConfig.model_validate(
+    target = TargetConfig.from_dict(
         {
             "name": "cam-02",
             "class": "camera",
@@ -267,7 +268,7 @@ async def test_rtsp_answering(servers: Servers) -> None:
 async def test_ping_loopback() -> None:
     """ICMP to 127.0.0.1: unprivileged sockets where ping_group_range allows, raw as root.
     On a host that allows neither, the item must be UNKNOWN with that reason, never "down"."""
-    target = TargetConfig.model_validate(
+    target = TargetConfig.from_dict(
         {"name": "cam-03", "class": "camera", "address": HOST, "net": {"timeout": 1}}
     )
     (res,) = (await _results(target, {PING})).values()
@@ -315,7 +316,7 @@ def test_config_and_wiring(tmp_path: Path) -> None:
         ({"ping": True}, "needs 'address'"),
         ({"ping": False, "urls": ["ftp://x/"]}, "http or https URL"),
         ({"ping": False, "rtsp": ["http://x/"]}, "rtsp URL"),
-        ({"ping": False, "tcp_ports": [70000]}, "less than or equal to 65535"),
+        ({"ping": False, "tcp_ports": [70000]}, r"tcp_ports\[0\]: Expected `int` <= 65535"),
     ):
         target = {"name": "c", "class": "camera", "net": net}
         with pytest.raises(ConfigError, match=message):
@@ -335,7 +336,7 @@ async def test_check_all_runs_net_items(servers: Servers, tmp_path: Path) -> Non
             "site": "s1",
             "agent": "a1",
             "state_dir": str(tmp_path),
-            "targets": [_target(servers).model_dump(by_alias=True, exclude_none=True)],
+            "targets": [msgspec.to_builtins(_target(servers))],
         },
     )
     results = await check_all(cfg)

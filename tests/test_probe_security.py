@@ -25,7 +25,7 @@ from checks.catalogue import load_catalogue
 from checks.status import Status
 
 LINUX = load_catalogue()["linux-server"]
-TARGET = TargetConfig.model_validate({"name": "host1", "class": "linux-server"})
+TARGET = TargetConfig.from_dict({"name": "host1", "class": "linux-server"})
 
 
 def status_of(target: TargetConfig, obs: Observation) -> Status:
@@ -76,7 +76,7 @@ async def test_new_listening_port_warns_until_it_closes() -> None:
 async def test_allowed_port_is_not_reported() -> None:
     sock = listener()
     port = sock.getsockname()[1]
-    target = TargetConfig.model_validate(
+    target = TargetConfig.from_dict(
         {"name": "host1", "class": "linux-server", "allowed_ports": [port]}
     )
     probe = SecurityProbe()
@@ -205,7 +205,7 @@ async def test_failed_logins_without_any_source_is_unknown(tmp_path: Path) -> No
 
 
 async def test_baseline_survives_an_agent_restart(tmp_path: Path) -> None:
-    cfg = AgentConfig.model_validate(
+    cfg = AgentConfig.from_dict(
         {
             "site": "s",
             "agent": "a",

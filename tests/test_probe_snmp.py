@@ -300,7 +300,7 @@ def test_interface_items_are_unique() -> None:
 
 async def test_unreachable_port_is_down_quickly(probe: SnmpProbe) -> None:
     port = free_udp_port()  # nothing listens: the kernel answers "port unreachable"
-    target = TargetConfig.model_validate(
+    target = TargetConfig.from_dict(
         {
             "name": "gone",
             "class": "snmp-device",
@@ -319,7 +319,7 @@ async def test_unreachable_port_is_down_quickly(probe: SnmpProbe) -> None:
 
 
 async def test_silent_device_times_out_within_budget(probe: SnmpProbe, silent_udp: int) -> None:
-    target = TargetConfig.model_validate(
+    target = TargetConfig.from_dict(
         {
             "name": "dead",
             "class": "snmp-device",
@@ -339,7 +339,7 @@ async def test_silent_device_times_out_within_budget(probe: SnmpProbe, silent_ud
 async def test_dead_device_does_not_delay_live_one(
     snmpsim: SnmpSim, probe: SnmpProbe, silent_udp: int
 ) -> None:
-    dead = TargetConfig.model_validate(
+    dead = TargetConfig.from_dict(
         {
             "name": "dead",
             "class": "snmp-device",
@@ -406,7 +406,7 @@ async def test_device_dying_mid_collection_costs_one_timeout(
 ) -> None:
     """Only the first GET is answered: the first table walk times out, the rest fail at once."""
     flaky.fate = lambda n: 0.0 if n == 1 else None
-    target = TargetConfig.model_validate(
+    target = TargetConfig.from_dict(
         {
             "name": "dying",
             "class": "snmp-device",
@@ -505,8 +505,8 @@ async def test_snmpv3_wrong_key_fails_cleanly(
 
 
 def snmp_config(**fields: Any) -> SnmpConfig:
-    """Validated SNMP settings (plain strings become SecretStr, as when read from TOML)."""
-    return SnmpConfig.model_validate(fields)
+    """Validated SNMP settings (plain strings become Secret, as when read from TOML)."""
+    return SnmpConfig.from_dict(fields)
 
 
 async def test_client_walk_bulk_and_getnext_agree(snmpsim: SnmpSim) -> None:

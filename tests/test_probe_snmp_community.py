@@ -175,7 +175,7 @@ async def test_device_gone_midway_is_unknown_not_refused(closed_device: SnmpSim)
 
 async def test_unreachable_device_leaves_it_unknown(probe: SnmpProbe) -> None:
     """The collection's own GET fails first: no default community is sent at all."""
-    target = TargetConfig.model_validate(
+    target = TargetConfig.from_dict(
         {
             "name": "gone",
             "class": "switch",
@@ -196,7 +196,7 @@ def test_catalogue_item_runs_at_the_inspection_interval() -> None:
         assert item.interval is None  # inspection only, never every poll
         assert item.title["zh-CN"] and item.title["en"]
     assert CHECK in SUPPORTED
-    target = TargetConfig.model_validate(
+    target = TargetConfig.from_dict(
         {"name": "sw", "class": "switch", "address": "127.0.0.1", "snmp": {"community": SECRET}}
     )
     schedule = TargetSchedule(target, CLASSES["switch"], inspection_interval=86_400)

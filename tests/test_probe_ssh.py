@@ -146,7 +146,7 @@ def ssh_target(port: int, vendor: str, known_hosts: Path, **ssh: Any) -> TargetC
         "timeout": 5,
     }
     settings.update(ssh)
-    return TargetConfig.model_validate(
+    return TargetConfig.from_dict(
         {"name": "dev1", "class": "snmp-device", "address": "127.0.0.1", "ssh": settings}
     )
 
@@ -551,7 +551,7 @@ async def test_default_known_hosts_lives_in_the_state_dir(
 ) -> None:
     sim = ssh_sim(CHR)
     state = tmp_path / "state"
-    target = TargetConfig.model_validate(
+    target = TargetConfig.from_dict(
         {
             "name": "chr",
             "class": "snmp-device",
@@ -803,7 +803,7 @@ def sshd_target(server: Sshd, known_hosts: Path, **ssh: Any) -> TargetConfig:
         "timeout": 5,
     }
     settings.update(ssh)
-    return TargetConfig.model_validate(
+    return TargetConfig.from_dict(
         {"name": "host1", "class": "snmp-device", "address": "127.0.0.1", "ssh": settings}
     )
 

@@ -47,9 +47,7 @@ def test_months_between() -> None:
         months_between("2026-12", "2026-11")
 
 
-def test_device_file_cli_pdf_html_json(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_device_file_cli_pdf_html_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conf, store, numbers = _setup(tmp_path)
     out = tmp_path / "out"
     base = ["--config", str(conf), "--site", "s2", "--out", str(out)]

@@ -37,7 +37,7 @@ SERIALS = {"hikvision-nvr": "0820160719AARR624053979WCVU", "dahua-nvr": "2M00D2A
 
 async def _poll(sim: SnmpSim, community: str) -> tuple[str, list[Result]]:
     """Discover the recording's class, then one full SNMP poll of that class's items."""
-    config = SnmpConfig.model_validate({"port": sim.port, "community": community, "timeout": 1.0})
+    config = SnmpConfig.from_dict({"port": sim.port, "community": community, "timeout": 1.0})
     found = await discover(HOST, config, trial=False)
     dc = CATALOGUE[found.device_class]
     target = sim.target(community, device_class=found.device_class)

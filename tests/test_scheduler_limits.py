@@ -41,7 +41,7 @@ class CountingProbe:
 
 async def test_collections_are_bounded_and_first_ones_staggered(tmp_path: Path) -> None:
     names = [f"h{i:02d}" for i in range(20)]
-    cfg = AgentConfig.model_validate(
+    cfg = AgentConfig.from_dict(
         {
             "site": "s1",
             "agent": "a1",

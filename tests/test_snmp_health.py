@@ -91,7 +91,7 @@ def polled(snmpsim: SnmpSim) -> dict[str, Polled]:
     async def run() -> dict[str, Polled]:
         out: dict[str, Polled] = {}
         for path in all_recordings():
-            config = SnmpConfig.model_validate(
+            config = SnmpConfig.from_dict(
                 {"port": snmpsim.port, "community": path.stem, "timeout": 1.0}
             )
             found = await discover(HOST, config, trial=False)

@@ -113,7 +113,7 @@ AUTH_PRIV = ["-l", "authPriv", "-a", "SHA", "-A", V3_AUTH, "-x", "AES", "-X", V3
 def target(
     name: str, address: str, device_class: str = "snmp-device", **extra: Any
 ) -> TargetConfig:
-    return TargetConfig.model_validate(
+    return TargetConfig.from_dict(
         {
             "name": name,
             "class": device_class,
@@ -141,7 +141,7 @@ def traps_config(port: int, **extra: Any) -> TrapsConfig:
         ],
     }
     data.update(extra)
-    return TrapsConfig.model_validate(data)
+    return TrapsConfig.from_dict(data)
 
 
 class Receiver:
@@ -412,7 +412,7 @@ async def test_own_default_community_probe_raises_no_auth_failure(tmp_path: Path
         [cold] = await wait_for_result(receiver, "trap.reboot")
         assert cold.target == "srv-1" and cold.value == "coldStart"
 
-        agent_target = TargetConfig.model_validate(
+        agent_target = TargetConfig.from_dict(
             {
                 "name": "srv-1",
                 "class": "server-snmp",
@@ -456,7 +456,7 @@ async def test_auth_failure_outside_the_window_is_reported(tmp_path: Path) -> No
     server = await start_snmpd(receiver.port)
     try:
         await wait_for_result(receiver, "trap.reboot")
-        config = TargetConfig.model_validate(
+        config = TargetConfig.from_dict(
             {
                 "name": "srv-1",
                 "class": "server-snmp",
@@ -672,7 +672,7 @@ interval = "event"
         ],
     )
     switch = target("sw-shared-ip", "192.0.2.7")  # same address, class without the item
-    nvr = TargetConfig.model_validate(
+    nvr = TargetConfig.from_dict(
         {
             "name": "nvr1",
             "class": "test-nvr",

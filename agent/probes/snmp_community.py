@@ -45,12 +45,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import SecretStr
+import msgspec
 
 from agent.config import SnmpConfig
 from agent.probes.base import Observation, unknown
 from agent.probes.snmp_values import MAX_FACT_LEN, descr_lines, text
 from agent.snmp_client import SnmpClient, SnmpClientError, SnmpFailure, SnmpUnreachable
+from fieldmon.secrets import Secret
 
 CHECK = "sec.snmp_default_community"
 #: The communities devices ship with; the order is the order they are reported in.
@@ -146,18 +147,17 @@ PROBED = OwnProbes()
 def probe_config(config: SnmpConfig, community: str) -> SnmpConfig:
     """The settings for asking ``community``: the device's port, v1 for v1 devices (else
     v2c), a short timeout and no retry, no SNMPv3 user."""
-    return config.model_copy(
-        update={
-            "version": "1" if config.version == "1" else "2c",
-            "community": SecretStr(community),
-            "user": None,
-            "auth_protocol": None,
-            "auth_key": None,
-            "priv_protocol": None,
-            "priv_key": None,
-            "timeout": min(config.timeout, MAX_TIMEOUT),
-            "retries": 0,
-        }
+    return msgspec.structs.replace(
+        config,
+        version="1" if config.version == "1" else "2c",
+        community=Secret(community),
+        user=None,
+        auth_protocol=None,
+        auth_key=None,
+        priv_protocol=None,
+        priv_key=None,
+        timeout=min(config.timeout, MAX_TIMEOUT),
+        retries=0,
     )
 
 

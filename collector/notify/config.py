@@ -16,8 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from checks.topics import NAME_RE
 from collector.notify.model import KINDS, Kind, Notice
-from fieldmon.configfile import Name, StrictModel
-from fieldmon.secrets import resolve_secret_fields
+from fieldmon.config_models import Name, StrictModel, resolve_secret_fields
 
 __all__ = [
     "ChannelConfig",

@@ -114,8 +114,13 @@ def _mail(args: argparse.Namespace, cfg: Any, store: Store) -> int:
 
     try:
         paths, outcome = mail_monthly(
-            store, cfg, load_catalogue(cfg.catalogue_dirs),
-            args.site, args.month, args.lang, args.out,
+            store,
+            cfg,
+            load_catalogue(cfg.catalogue_dirs),
+            args.site,
+            args.month,
+            args.lang,
+            args.out,
         )
     except ReportError as exc:
         return _fail(str(exc))

@@ -171,9 +171,7 @@ def recording_note(rec: Mapping[str, Any], labels: Mapping[str, str]) -> str:
     return ""
 
 
-def incident_sla(
-    row: RowMapping, policy: SlaPolicy, now: datetime, tz: tzinfo
-) -> dict[str, Any]:
+def incident_sla(row: RowMapping, policy: SlaPolicy, now: datetime, tz: tzinfo) -> dict[str, Any]:
     """One incident's deadlines and an overall verdict: missed if any deadline was missed,
     pending while one is still running, else met."""
     figures = sla_figures(row, policy, now, tz)

@@ -222,8 +222,7 @@ _MORE: dict[str, dict[str, str]] = {
         "closed": "已关闭",
         "quarterly_title": "季度维护报告",
         "trend": "季度趋势",
-        "trend_note": "箭头表示与上月相比的变化：↑ 上升，↓ 下降，→ 持平；"
-        "无数据的月份不比较。",
+        "trend_note": "箭头表示与上月相比的变化：↑ 上升，↓ 下降，→ 持平；无数据的月份不比较。",
         "resolved_rate": "按时解决率",
         "trend_incidents": "故障数",
         "avail_basis": "在线时长 / 观测时长",

@@ -42,8 +42,7 @@ def email_channel(cfg: CollectorConfig) -> tuple[str, EmailConfig]:
     name = cfg.reports.mail_channel if cfg.reports is not None else None
     if not name:
         raise MailError(
-            "no mail channel: set [reports] mail_channel to an e-mail channel of "
-            "[notify.channels]"
+            "no mail channel: set [reports] mail_channel to an e-mail channel of [notify.channels]"
         )
     channels: Mapping[str, Any] = cfg.notify.channels if cfg.notify is not None else {}
     channel = channels.get(name)

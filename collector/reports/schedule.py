@@ -86,8 +86,10 @@ def run_schedule(
     written: list[Path] = []
     for due in due_reports(cfg, rc, now):
         formats: list[str] = list(rc.formats)
-        first = formats[0] if due.kind == "monthly" else next(
-            (f for f in formats if f != "xlsx"), "json"
+        first = (
+            formats[0]
+            if due.kind == "monthly"
+            else next((f for f in formats if f != "xlsx"), "json")
         )
         if (out_dir / f"{due.stem()}.{first}").exists():
             continue

@@ -123,9 +123,7 @@ def _config_history(
     backup, changed = by_check.get(CONFIG_BACKUP), by_check.get(CONFIG_CHANGED)
     if backup is None and changed is None:
         return None
-    per_month = [
-        (m, r) for m, rows in months for r in rows if str(r["check"]) == CONFIG_CHANGED
-    ]
+    per_month = [(m, r) for m, rows in months for r in rows if str(r["check"]) == CONFIG_CHANGED]
     return {"backup": backup, "changed": changed, "months": per_month}
 
 

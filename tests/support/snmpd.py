@@ -191,7 +191,7 @@ class Snmpd:
         from agent.config import SnmpConfig
         from agent.snmp_client import _make_user
 
-        user = _make_user(SnmpConfig.model_validate(self.users[0].snmp_settings()))
+        user = _make_user(SnmpConfig.from_dict(self.users[0].snmp_settings()))
         deadline = time.monotonic() + self.start_timeout
         last = "no attempt"
         while time.monotonic() < deadline:
@@ -255,6 +255,6 @@ class Snmpd:
             **account.snmp_settings(),
         }
         settings.update(snmp)
-        return TargetConfig.model_validate(
+        return TargetConfig.from_dict(
             {"name": name, "class": device_class, "address": self.host, "snmp": settings}
         )

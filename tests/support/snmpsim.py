@@ -244,7 +244,7 @@ class SnmpSim:
         settings.update(snmp)
         if settings.get("version") == "3":
             settings.pop("community", None)
-        return TargetConfig.model_validate(
+        return TargetConfig.from_dict(
             {
                 "name": name or re.sub(r"[^A-Za-z0-9_.-]", "_", community),
                 "class": device_class,

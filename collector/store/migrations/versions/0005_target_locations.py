@@ -25,9 +25,7 @@ def upgrade() -> None:
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_target_locations_target", "target_locations", ["site", "target", "since"]
-    )
+    op.create_index("ix_target_locations_target", "target_locations", ["site", "target", "since"])
 
 
 def downgrade() -> None:
