@@ -331,7 +331,7 @@ def _toml(value: str) -> str:
 def target_name(found: Discovery) -> str:
     """sysName when it is a usable target name, else class and address."""
     name = found.identity.sys_name
-    if NAME_RE.match(name) and name.lower() not in ("localhost", "private"):
+    if NAME_RE.fullmatch(name) and name.lower() not in ("localhost", "private"):
         return name
     slug = re.sub(r"[^A-Za-z0-9]+", "-", found.address).strip("-")
     return f"{found.device_class}-{slug}"[:64]

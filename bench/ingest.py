@@ -322,7 +322,7 @@ class Profile:
 
 def profile_batch(ingestor: Ingestor, msg: Message) -> Profile:
     """Handle one more fresh batch counting SQL statements by kind and the time spent inside
-    SQLite's ``cursor.execute`` (the rest is Python: SQLAlchemy, pydantic, fieldmon)."""
+    SQLite's ``cursor.execute`` (the rest is Python: SQLAlchemy, msgspec, fieldmon)."""
     prof = Profile(results=BATCH)
     started: list[float] = []
 
@@ -348,7 +348,7 @@ def profile_batch(ingestor: Ingestor, msg: Message) -> Profile:
 
 
 def validation_cost(messages: Sequence[Message]) -> float:
-    """Seconds per result of ``checks.wire.decode_batch`` alone (JSON + pydantic), no DB."""
+    """Seconds per result of ``checks.wire.decode_batch`` alone (JSON + msgspec), no DB."""
     t0 = time.perf_counter()
     for msg in messages:
         decode_batch(msg.payload, parse_topic(msg.topic))

@@ -69,7 +69,7 @@ def decode_command(payload: bytes) -> InspectRequest:
         raise ValueError(f"request_id {rid!r} is not 1-64 letters, digits, '.', '_', ':', '-'")
     targets = body.get("targets", [])
     if not isinstance(targets, list) or not all(
-        isinstance(t, str) and NAME_RE.match(t) for t in targets
+        isinstance(t, str) and NAME_RE.fullmatch(t) for t in targets
     ):
         raise ValueError("targets must be a list of target names")
     by = body.get("requested_by", "")

@@ -18,12 +18,16 @@ TopicKind = Literal["results", "status", "inspection"]
 KINDS: tuple[TopicKind, ...] = ("results", "status", "inspection")
 
 #: Site, agent and target names: safe in topics (no wildcards, no slashes), file names and URLs.
+#: Written with ``$`` because pydantic (the collector's API and configuration) hands it to a
+#: regex engine where ``$`` is the end of the text; Python's ``re`` also lets ``$`` match before
+#: a final newline, so Python code uses ``NAME_RE.fullmatch`` and msgspec gets ``NAME_PATTERN``.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = NAME_RE.pattern.removesuffix("$") + r"\Z"
 
 
 def check_name(kind: str, name: str) -> str:
     """Return ``name`` or raise ValueError saying why it cannot be a site/agent/target name."""
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ValueError(
             f"{kind} name {name!r} must be 1-64 characters of letters, digits, '.', '_' or '-',"
             " starting with a letter or digit"

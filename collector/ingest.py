@@ -6,9 +6,11 @@ so a misbehaving agent cannot flood the log), and the collector goes on.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,6 +31,25 @@ log = logging.getLogger(__name__)
 #: larger message is still stored whole): transactions stay short, and what a crash rolls
 #: back (to be redelivered) stays small.
 MAX_GROUP_RESULTS = 2_000
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while messages are stored.
+
+    Why: storing a group builds tens of thousands of row dicts and results that live until
+    its commit, and a collection in the middle of it walked all of them for nothing
+    (reference counting frees them at the end; nothing on this path makes cycles): 5-10 %
+    of ingest CPU. Collections resume afterwards, as often as before. Only the store
+    thread stores, so pausing here does not race another pause."""
+    if not gc.isenabled():
+        yield  # already paused (by a caller of handle_all, or by whoever embeds us)
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +86,10 @@ class Ingestor:
 
     def handle(self, msg: Message, now: datetime | None = None) -> IngestStats | None:
         """Process one message; returns None when it was rejected."""
+        with _collector_paused():
+            return self._handle(msg, now)
+
+    def _handle(self, msg: Message, now: datetime | None = None) -> IngestStats | None:
         now = now or datetime.now(UTC)
         try:
             parts = parse_topic(msg.topic)
@@ -124,6 +149,10 @@ class Ingestor:
         are still counted per message; if storing the group breaks for any reason other
         than the database, each message is stored on its own instead, so one bad message
         cannot take the others with it."""
+        with _collector_paused():
+            self._handle_all(msgs)
+
+    def _handle_all(self, msgs: Sequence[Message]) -> None:
         group: list[_Decoded] = []
         for msg in msgs:
             try:
@@ -134,7 +163,7 @@ class Ingestor:
             if parts.kind not in ("results", "inspection"):
                 self._store_group(group)
                 group = []
-                self.handle(msg)
+                self._handle(msg)
                 continue
             try:
                 results, gaps = decode_payload(msg.payload, parts)

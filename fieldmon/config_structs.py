@@ -19,7 +19,7 @@ from typing import Annotated, Any, Self, TypeVar
 import msgspec
 from msgspec import Meta
 
-from checks.topics import NAME_RE
+from checks.topics import NAME_PATTERN
 from fieldmon.configfile import UNKNOWN_KEY, ConfigError, mqtt_connection, read_config
 from fieldmon.secrets import Secret, read_secret
 from fieldmon.tls import tls_context
@@ -27,7 +27,7 @@ from fieldmon.tls import tls_context
 S = TypeVar("S", bound="StrictStruct")
 
 #: Site, agent and target names as configuration fields.
-Name = Annotated[str, Meta(pattern=NAME_RE.pattern)]
+Name = Annotated[str, Meta(pattern=NAME_PATTERN)]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 
 

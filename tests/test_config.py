@@ -25,6 +25,7 @@ class = "linux-server"
     ("edit", "expected"),
     [
         (('site = "s1"', 'site = "bad/site"'), "site: Expected `str` matching regex"),
+        (('site = "s1"', 'site = "s1\\n"'), "site: Expected `str` matching regex"),
         (("port = 1883", "port = 99999"), "mqtt.port: Expected `int` <= 65535"),
         (
             ('class = "linux-server"', 'class = "linux-server"\ncolour = "red"'),

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import orjson
@@ -8,9 +10,11 @@ from checks.status import Status
 from checks.topics import parse_topic, topic
 from checks.wire import (
     MAX_PAYLOAD_BYTES,
+    MAX_RESULTS_PER_BATCH,
     Rejected,
     RejectReason,
     decode_batch,
+    decode_payload,
     decode_status,
     encode_batch,
     encode_status,
@@ -82,7 +86,87 @@ def test_invalid_detail_names_the_field() -> None:
     bad = {**good, "results": [{**good["results"][0], "target": "no spaces allowed"}]}
     with pytest.raises(Rejected) as exc:
         decode_batch(orjson.dumps(bad), T)
-    assert "results.0.target" in exc.value.detail
+    assert exc.value.detail.startswith("results[0].target: ")
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"target": "sw-01\n"}, "results[0].target"),  # "$" would match before the newline
+        ({"msg_id": "short"}, "results[0].msg_id"),
+        ({"class": "Linux"}, "results[0].class"),
+        ({"observed_at": "2026-11-01T00:00:00"}, "results[0].observed_at"),  # naive
+        ({"observed_at": "1969-12-31T23:59:59Z"}, "results[0].observed_at"),
+        ({"observed_at": "2101-01-01T00:00:00Z"}, "results[0].observed_at"),
+        ({"observed_at": "0001-01-01T00:00:00+01:00"}, "results[0].observed_at"),
+        ({"value": True}, "results[0].value"),
+        ({"value": "x" * 513}, "results[0].value"),
+        ({"facts": {str(n): "v" for n in range(65)}}, "results[0].facts"),
+        ({"facts": {"k" * 65: "v"}}, "results[0].facts key"),
+        ({"surprise": 1}, "results[0].surprise"),
+    ],
+)
+def test_invalid_results_are_refused_naming_the_field(
+    change: dict[str, object], where: str
+) -> None:
+    good = orjson.loads(encode_batch("site-a", "agent-1", [result_to_wire(_result())]))
+    bad = {**good, "results": [{**good["results"][0], **change}]}
+    with pytest.raises(Rejected) as exc:
+        decode_batch(orjson.dumps(bad), T)
+    assert exc.value.reason == RejectReason.INVALID
+    assert exc.value.detail.startswith(f"{where}: "), exc.value.detail
+
+
+def test_missing_field_and_batch_limits() -> None:
+    good = orjson.loads(encode_batch("site-a", "agent-1", [result_to_wire(_result())]))
+    missing = {**good, "results": [{k: v for k, v in good["results"][0].items() if k != "check"}]}
+    too_many = {**good, "results": good["results"] * (MAX_RESULTS_PER_BATCH + 1)}
+    late_batch = {**good, "sent_at": "2200-01-01T00:00:00Z"}
+    for bad, where in [
+        (missing, "results[0].check: missing"),
+        (too_many, "results: "),
+        (late_batch, "sent_at: time must be between 1970 and 2100"),
+    ]:
+        with pytest.raises(Rejected) as exc:
+            decode_batch(orjson.dumps(bad), T)
+        assert exc.value.reason == RejectReason.INVALID
+        assert exc.value.detail.startswith(where), exc.value.detail
+
+
+def test_times_become_utc_and_integers_floats() -> None:
+    good = orjson.loads(encode_batch("site-a", "agent-1", [result_to_wire(_result())]))
+    body = {
+        **good,
+        "results": [{**good["results"][0], "value": 7, "observed_at": "2026-11-23T16:00:00+08:00"}],
+        "gaps": [
+            {
+                "gap_id": "gap-0001",
+                "dropped": 3,
+                "first_observed": None,
+                "last_observed": "2026-11-23T16:00:00+08:00",
+                "recorded_at": "2026-11-23T08:00:00.5Z",
+            }
+        ],
+    }
+    [r], [gap] = decode_payload(orjson.dumps(body), T)
+    assert r.value == 7.0 and isinstance(r.value, float)
+    assert r.observed_at == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    assert r.observed_at.tzinfo is UTC
+    assert (gap.gap_id, gap.dropped, gap.first_observed) == ("gap-0001", 3, None)
+    assert gap.last_observed is not None and gap.last_observed.tzinfo is UTC
+    assert gap.recorded_at == datetime(2026, 11, 23, 8, 0, 0, 500000, tzinfo=UTC)
+    for dropped in (0, 2.0, "2", True):
+        bad = {**body, "gaps": [{**body["gaps"][0], "dropped": dropped}]}
+        with pytest.raises(Rejected) as exc:
+            decode_payload(orjson.dumps(bad), T)
+        assert exc.value.detail.startswith("gaps[0].dropped: "), exc.value.detail
+
+
+def test_decoding_does_not_load_pydantic() -> None:
+    """The agent imports this module (for the encoding side); pydantic would cost it about
+    6 MiB of memory."""
+    code = "import sys, checks.wire; assert 'pydantic' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_status_payload() -> None:
@@ -90,6 +174,15 @@ def test_status_payload() -> None:
     assert decode_status(encode_status("site-a", "agent-1", "offline"), st).state == "offline"
     with pytest.raises(Rejected):
         decode_status(encode_status("site-a", "agent-1", "sleeping"), st)
+    with pytest.raises(Rejected) as exc:
+        decode_status(encode_status("site-a", "agent-2", "online"), st)
+    assert exc.value.reason == RejectReason.IDENTITY
+    body = orjson.loads(encode_status("site-a", "agent-1", "online"))
+    at = decode_status(orjson.dumps({**body, "at": "2026-11-23T16:00:00+08:00"}), st).at
+    assert at == datetime(2026, 11, 23, 8, 0, tzinfo=UTC) and at.tzinfo is UTC
+    with pytest.raises(Rejected) as exc:
+        decode_status(orjson.dumps({**body, "at": "2026-11-23T16:00:00"}), st)
+    assert exc.value.reason == RejectReason.INVALID and exc.value.detail.startswith("at: ")
 
 
 @pytest.mark.parametrize(
@@ -101,6 +194,8 @@ def test_status_payload() -> None:
         "fieldmon/v1/s+/a/results",
         "fieldmon/v1/s/a/results/extra",
         "fieldmon/v1//a/results",
+        # Python's ``$`` would let a final newline through; names are matched whole.
+        "fieldmon/v1/s\n/a/results",
     ],
 )
 def test_bad_topics(bad: str) -> None:

@@ -300,7 +300,7 @@ class RouteConfig(StrictModel):
     @classmethod
     def _site_names(cls, value: list[str]) -> list[str]:
         for s in value:
-            if s != "*" and not NAME_RE.match(s):
+            if s != "*" and not NAME_RE.fullmatch(s):
                 raise ValueError(f"{s!r} is neither a site name nor '*'")
         return value
 

@@ -15,7 +15,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, RowMapping, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ColumnClause,
+    Connection,
+    RowMapping,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 
 from checks.status import Status
 from collector.incidents.engine import (
@@ -26,7 +37,7 @@ from collector.incidents.engine import (
     incident_number,
 )
 from collector.incidents.sla import Clock, Pause, SlaPolicy
-from collector.store.fastsql import run
+from collector.store.fastsql import TimeTexts, execute_many, run
 from collector.store.schema import (
     current,
     incident_events,
@@ -85,6 +96,17 @@ class IngestStats:
     raised: list[Raised] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class OpenRow:
+    """An open incident as :meth:`IncidentOps.open_row_for` read it: valid only until
+    anything changes it, so it is handed on at once, never kept."""
+
+    incident: OpenIncident
+    row: dict[str, Any]
+    #: The hash its timeline ends with (None: no entry yet).
+    newest_hash: str | None
+
+
 def clock_of(row: RowMapping) -> Clock:
     return Clock(
         opened_at=_u(row["opened_at"]),
@@ -110,6 +132,11 @@ def _opt(text: str | None) -> datetime | None:
     return _u(datetime.fromisoformat(text)) if text else None
 
 
+#: ``state = 'open'`` written into the SQL, not bound: only then may a query use the partial
+#: unique index of open incidents (``ux_incidents_open``, whose condition is that text). With
+#: a bound value SQLite took the index on ``state`` and walked every open incident.
+OPEN: ColumnClause[str] = literal_column("'open'")
+
 # Hot lookups of the ingest path, built once: constructing a statement and computing its
 # cache key on every call cost more than running it.
 _OPEN_FOR = select(
@@ -123,7 +150,7 @@ _OPEN_FOR = select(
         incidents.c.site == bindparam("p_site"),
         incidents.c.target == bindparam("p_target"),
         incidents.c.check_key == bindparam("p_key"),
-        incidents.c.state == "open",
+        incidents.c.state == OPEN,
     )
 )
 _CHANGES_WITHIN = select(func.count()).where(
@@ -153,6 +180,24 @@ _SET_NUMBER = (
 )
 _ROW = select(incidents).where(incidents.c.id == bindparam("p_id"))
 _ROW_KEYS = tuple(c.key for c in incidents.c)
+#: The hash an incident's timeline ends with (NULL while it has no entry), as a column.
+_NEWEST_HASH = (
+    select(incident_events.c.hash)
+    .where(incident_events.c.incident_id == incidents.c.id)
+    .order_by(incident_events.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+#: An open incident's whole row and its newest timeline hash: what resolving it reads, in
+#: one query instead of three (see :meth:`IncidentOps.open_row_for`).
+_OPEN_ROW = select(incidents, _NEWEST_HASH).where(
+    and_(
+        incidents.c.site == bindparam("p_site"),
+        incidents.c.target == bindparam("p_target"),
+        incidents.c.check_key == bindparam("p_key"),
+        incidents.c.state == OPEN,
+    )
+)
 _RESOLVE = (
     update(incidents)
     .where(incidents.c.id == bindparam("p_id"))
@@ -234,6 +279,7 @@ class IncidentOps:
         held_facts: Callable[[str, str], dict[str, Any] | None] = _not_held,
         held_parents: Callable[[str], dict[str, str] | None] = _no_parents_held,
         open_changed: Callable[[str, str, str, bool], None] = _ignore_change,
+        defer_events: bool = False,
     ) -> None:
         self.conn = conn
         #: A target's facts as the caller holds them in memory (None: not held, read the
@@ -253,6 +299,14 @@ class IncidentOps:
         #: Hash of the newest timeline entry this transaction wrote, per incident: the next
         #: entry chains onto it without reading it back.
         self._last_hash: dict[int, str] = {}
+        #: :meth:`_stored_parents`' rows, per site.
+        self._parents_read: dict[str, list[tuple[Any, ...]]] = {}
+        #: Timeline entries are held here and written by :meth:`write_events` (one
+        #: executemany) instead of one INSERT each. Only for a caller that calls it before
+        #: its transaction ends and reads timelines only through this object: the hash
+        #: chain itself never needs a held entry back (:attr:`_last_hash` has its hash).
+        self.defer_events = defer_events
+        self._events: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ lookups
 
@@ -261,6 +315,23 @@ class IncidentOps:
         if row is None:
             return None
         return OpenIncident(int(row[0]), int(row[1]), int(row[2]), bool(row[3]), str(row[4]))
+
+    def open_row_for(self, site: str, target: str, key: str) -> OpenRow | None:
+        """:meth:`open_for` with what :meth:`resolve` would read next (the whole row, the
+        newest timeline hash), for a result that may resolve the incident."""
+        found = run(self.conn, _OPEN_ROW, {"p_site": site, "p_target": target, "p_key": key})
+        values = found.first()
+        if values is None:
+            return None
+        row = dict(zip(_ROW_KEYS, values[:-1], strict=True))
+        inc = OpenIncident(
+            int(row["id"]),
+            int(row["level"]),
+            int(row["occurrences"]),
+            bool(row["flapping"]),
+            str(row["number"]),
+        )
+        return OpenRow(inc, row, values[-1])
 
     def row(self, incident_id: int) -> RowMapping:
         return self.conn.execute(_ROW, {"p_id": incident_id}).mappings().one()
@@ -297,9 +368,12 @@ class IncidentOps:
         held = self.held_parents(site)
         if held is None:
             self.before_read()
+            rows = run(self.conn, _CHILDREN, {"p_site": site}).rows
             held = {}
+        else:
+            rows = self._stored_parents(site)
         children: dict[str, list[str]] = {}
-        for name, parent in run(self.conn, _CHILDREN, {"p_site": site}).rows:
+        for name, parent in rows:
             if str(name) not in held:
                 children.setdefault(str(parent), []).append(str(name))
         for name, parent in held.items():
@@ -313,6 +387,16 @@ class IncidentOps:
                     out.add(child)
                     todo.append(child)
         return out
+
+    def _stored_parents(self, site: str) -> list[tuple[Any, ...]]:
+        """(target, parent) of the site's stored targets that name a parent, read once per
+        site by this object instead of once per device going down (the query reads every
+        target of the site). Only for the site whose targets the caller holds: only their
+        rows can change meanwhile, and for those the caller's values count, not these."""
+        rows = self._parents_read.get(site)
+        if rows is None:
+            rows = self._parents_read[site] = run(self.conn, _CHILDREN, {"p_site": site}).rows
+        return rows
 
     def changes_within(self, site: str, target: str, key: str, since: datetime) -> int:
         self.before_read()
@@ -345,21 +429,27 @@ class IncidentOps:
             prev_hash = prev or GENESIS
         body = dict(data or {})
         digest = event_hash(prev_hash, incident_id, at, kind, author, text, body)
-        run(
-            self.conn,
-            _INSERT_EVENT,
-            {
-                "incident_id": incident_id,
-                "at": at,
-                "kind": kind,
-                "author": author,
-                "text": text,
-                "data": body,
-                "prev_hash": prev_hash,
-                "hash": digest,
-            },
-        )
+        entry = {
+            "incident_id": incident_id,
+            "at": at,
+            "kind": kind,
+            "author": author,
+            "text": text,
+            "data": body,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        }
+        if self.defer_events:
+            self._events.append(entry)
+        else:
+            run(self.conn, _INSERT_EVENT, entry)
         self._last_hash[incident_id] = digest
+
+    def write_events(self, times: TimeTexts | None = None) -> None:
+        """Write the timeline entries held back (``defer_events``), in order."""
+        if self._events:
+            events, self._events = self._events, []
+            execute_many(self.conn, _INSERT_EVENT, events, times)
 
     # ------------------------------------------------------------------ changes
 
@@ -457,8 +547,14 @@ class IncidentOps:
         author: str = SYSTEM,
         data: Mapping[str, Any] | None = None,
         analysis_within: timedelta = timedelta(days=3),
+        current: OpenRow | None = None,
     ) -> None:
-        row = self._row(inc_id)
+        """``current``: the incident as :meth:`open_row_for` just read it, if it did."""
+        if current is not None and current.incident.id == inc_id:
+            row = current.row
+            self._last_hash.setdefault(inc_id, current.newest_hash or GENESIS)
+        else:
+            row = self._row(inc_id)
         if row["state"] != "open":
             return
         run(
@@ -624,8 +720,10 @@ class IncidentOps:
         vendor: str = "",
         source: str = "auto",
         data: Mapping[str, Any] | None = None,
+        current: OpenRow | None = None,
     ) -> None:
-        """Carry out a decision of the engine for one (target, check)."""
+        """Carry out a decision of the engine for one (target, check). ``current``: ``inc``
+        as :meth:`open_row_for` just read it, if it did."""
         act = decision.action
         if act == "open":
             new = self.open(
@@ -652,7 +750,14 @@ class IncidentOps:
         elif act == "hold" and inc is not None and decision.mark_flapping:
             self.mark_flapping(inc, at)
         elif act == "resolve" and inc is not None:
-            self.resolve(inc.id, at, f"resolved automatically: {decision.reason}", stats, data=data)
+            self.resolve(
+                inc.id,
+                at,
+                f"resolved automatically: {decision.reason}",
+                stats,
+                data=data,
+                current=current,
+            )
             for child in self.still_failing_children(inc.id, policy):
                 self._open_for_child(child, inc, at, stats, policy)
         elif act == "attach" and parent is not None:
