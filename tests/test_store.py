@@ -220,8 +220,66 @@ def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
 
     s = Store(db_url)
     Store(db_url).close()  # a second start finds nothing to do
-    assert current_revision(s.engine) == head_revision() == "0006"
+    assert current_revision(s.engine) == head_revision() == "0007"
     with s.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+    s.close()
+
+
+def test_migration_0007_repairs_from_status(db_url: str) -> None:
+    """Transitions stored with from_status == to_status (collectors before revision 0007)
+    get the previous transition's to_status back; a row without a predecessor is kept."""
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from collector.store.migrate import alembic_config, upgrade
+    from collector.store.schema import transitions
+
+    s = Store(db_url)
+    cfg = alembic_config()
+    with s.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    t0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    ok, crit, warn = int(Status.OK), int(Status.CRIT), int(Status.WARN)
+    stored = [
+        # (check, from, to, minutes): as the faulty collectors wrote them
+        ("cpu.usage", None, ok, 0),
+        ("cpu.usage", crit, crit, 5),
+        ("cpu.usage", ok, ok, 9),
+        ("cpu.usage", warn, warn, 9),  # same instant: the id orders them
+        ("mem.usage", crit, crit, 3),  # its first row is gone: nothing to repair from
+        ("disk.usage", ok, crit, 4),  # already right: untouched
+    ]
+    with s.engine.begin() as conn:
+        conn.execute(
+            insert(transitions),
+            [
+                {
+                    "site": "s1",
+                    "target": "srv-1",
+                    "check_key": check,
+                    "from_status": before,
+                    "to_status": after,
+                    "at": t0 + timedelta(minutes=minutes),
+                }
+                for check, before, after, minutes in stored
+            ],
+        )
+    upgrade(s.engine)
+    with s.engine.connect() as conn:
+        got = conn.execute(
+            select(
+                transitions.c.check_key, transitions.c.from_status, transitions.c.to_status
+            ).order_by(transitions.c.id)
+        ).all()
+    assert [tuple(r) for r in got] == [
+        ("cpu.usage", None, ok),
+        ("cpu.usage", ok, crit),
+        ("cpu.usage", crit, ok),
+        ("cpu.usage", ok, warn),
+        ("mem.usage", crit, crit),
+        ("disk.usage", ok, crit),
+    ]
     s.close()
